@@ -1,0 +1,229 @@
+//! `[gates.*]`: streak rules and thresholds of the eight gates (DESIGN §5).
+
+use crate::knobs::knob_table;
+use serde::{Deserialize, Serialize};
+
+/// The eight gate names in the fixed evaluation order; also the `[gates.<name>]` table names.
+pub const GATE_NAMES: [&str; 8] = [
+    "economics",
+    "storage",
+    "compute",
+    "energy",
+    "ad",
+    "ad_contextual",
+    "ad_presence",
+    "operational",
+];
+
+/// The streak rule shared by every gate, copied out of a gate table by `streak()` so the engine
+/// can run one streak state machine for all gates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreakConfig {
+    /// Consecutive `enter_ok` epochs needed before an Enter intent (entering is slow).
+    pub enter_streak_required: u64,
+    /// Consecutive `exit_bad` epochs needed before an Exit intent (leaving is fast).
+    pub exit_streak_required: u64,
+    /// No Enter before this many epochs have closed (`e + 1 ≥ min_epochs`).
+    pub min_epochs: u64,
+}
+
+knob_table! {
+    /// `[gates.economics]`: when the economics autopilot may take over the block reward and
+    /// subsidy shares. Bands are inclusive.
+    pub struct EconomicsGate {
+        /// Consecutive `enter_ok` epochs needed to enter (≥ 1).
+        pub enter_streak_required: u64 = 3,
+        /// Consecutive `exit_bad` epochs needed to exit (≥ 1).
+        pub exit_streak_required: u64 = 2,
+        /// No Enter before this many epochs have closed.
+        pub min_epochs: u64 = 2,
+        /// Enter needs at least this many transactions in the epoch; fewer is `exit_bad`.
+        pub tx_count_min: u64 = 10,
+        /// Enter needs at least this much transaction volume in the epoch.
+        pub tx_volume_min_micro: u64 = 1_000_000_000,
+        /// Enter needs `reward_volatility_bps` at most this.
+        pub volatility_enter_max_bps: u64 = 2_000,
+        /// Volatility above this is `exit_bad` (looser than the enter bound: hysteresis).
+        pub volatility_exit_max_bps: u64 = 3_000,
+        /// Lower end of the utilization band every market must be in (enter: all four with data;
+        /// exit_bad: any market with data outside it).
+        pub utilization_min_ppm: u64 = 10_000,
+        /// Upper end of that utilization band.
+        pub utilization_max_ppm: u64 = 950_000,
+        /// Lower end of the provider-margin band, used to enter and to exit (signed ppm).
+        pub margin_min_ppm: i64 = -500_000,
+        /// Upper end of that provider-margin band (signed ppm).
+        pub margin_max_ppm: i64 = 950_000,
+    }
+}
+
+knob_table! {
+    /// `[gates.storage]`, `[gates.compute]`, `[gates.energy]`, `[gates.ad]`: when a market moves
+    /// from rehearsal to trade. Enter bands are tighter than exit bands (hysteresis); all bands
+    /// are inclusive.
+    pub struct MarketGate {
+        /// Consecutive `enter_ok` epochs needed to enter (≥ 1).
+        pub enter_streak_required: u64 = 3,
+        /// Consecutive `exit_bad` epochs needed to exit (≥ 1).
+        pub exit_streak_required: u64 = 2,
+        /// No Enter before this many epochs have closed.
+        pub min_epochs: u64 = 2,
+        /// Enter needs at least this many accepted settlements in the epoch.
+        pub settlements_min: u64 = 5,
+        /// Enter needs utilization at least this.
+        pub enter_utilization_min_ppm: u64 = 50_000,
+        /// Enter needs utilization at most this.
+        pub enter_utilization_max_ppm: u64 = 900_000,
+        /// Enter needs provider margin at least this (signed ppm).
+        pub enter_margin_min_ppm: i64 = 0,
+        /// Enter needs provider margin at most this (signed ppm).
+        pub enter_margin_max_ppm: i64 = 800_000,
+        /// With data, utilization below this is `exit_bad`.
+        pub exit_utilization_min_ppm: u64 = 10_000,
+        /// With data, utilization above this is `exit_bad`.
+        pub exit_utilization_max_ppm: u64 = 950_000,
+        /// With data, provider margin below this is `exit_bad` (signed ppm).
+        pub exit_margin_min_ppm: i64 = -250_000,
+        /// With data, provider margin above this is `exit_bad` (signed ppm).
+        pub exit_margin_max_ppm: i64 = 950_000,
+        /// Enter needs `sla_violations·1e6 ≤ this·count` (proof latency over budget). Judged only
+        /// by the compute gate; ignored for storage, energy and ad.
+        pub sla_enter_max_ppm: u64 = 10_000,
+        /// `sla_violations·1e6 > this·count` is `exit_bad`. Judged only by the compute gate;
+        /// ignored for storage, energy and ad.
+        pub sla_exit_max_ppm: u64 = 50_000,
+    }
+}
+
+knob_table! {
+    /// `[gates.ad_contextual]`, `[gates.ad_presence]`: when an ad tier may be enabled, judged on
+    /// that tier's receipts only.
+    pub struct AdTierGate {
+        /// Consecutive `enter_ok` epochs needed to enter (≥ 1).
+        pub enter_streak_required: u64 = 3,
+        /// Consecutive `exit_bad` epochs needed to exit (≥ 1).
+        pub exit_streak_required: u64 = 2,
+        /// No Enter before this many epochs have closed.
+        pub min_epochs: u64 = 2,
+        /// Enter needs at least this many settlements of the tier.
+        pub settlements_min: u64 = 5,
+        /// Enter needs `conversions·1e6 / impressions` at least this.
+        pub enter_conversion_min_ppm: u64 = 1_000,
+        /// Enter needs `min_privacy_remaining_ppm` strictly greater than this.
+        pub enter_privacy_min_exclusive_ppm: u64 = 50_000,
+        /// With settlements, `conversions·1e6 / impressions` below this is `exit_bad`.
+        pub exit_conversion_min_ppm: u64 = 200,
+        /// With settlements, `min_privacy_remaining_ppm` at or below this is `exit_bad`.
+        pub exit_privacy_max_ppm: u64 = 50_000,
+    }
+}
+
+knob_table! {
+    /// `[gates.operational]`: when the launch counts as operational (enough miners, regular
+    /// block spacing).
+    pub struct OperationalGate {
+        /// Consecutive `enter_ok` epochs needed to enter (≥ 1).
+        pub enter_streak_required: u64 = 3,
+        /// Consecutive `exit_bad` epochs needed to exit (≥ 1).
+        pub exit_streak_required: u64 = 2,
+        /// No Enter before this many epochs have closed.
+        pub min_epochs: u64 = 2,
+        /// Enter needs at least this many distinct miners in the epoch.
+        pub enter_miners_min: u64 = 3,
+        /// Enter needs `mad_ms·1e6 / max(median_ms, 1)` at most this.
+        pub enter_spacing_mad_max_ppm: u64 = 250_000,
+        /// Fewer distinct miners than this is `exit_bad`.
+        pub exit_miners_min: u64 = 2,
+        /// A spacing ratio above this is `exit_bad`.
+        pub exit_spacing_mad_max_ppm: u64 = 500_000,
+    }
+}
+
+macro_rules! impl_streak {
+    ($($gate:ty),*) => {
+        $(
+            impl $gate {
+                /// The streak rule of this gate (`enter_streak_required`, `exit_streak_required`,
+                /// `min_epochs`).
+                pub fn streak(&self) -> StreakConfig {
+                    StreakConfig {
+                        enter_streak_required: self.enter_streak_required,
+                        exit_streak_required: self.exit_streak_required,
+                        min_epochs: self.min_epochs,
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl_streak!(EconomicsGate, MarketGate, AdTierGate, OperationalGate);
+
+/// `[gates]`: one table per gate, in the fixed evaluation order. Decision-relevant: part of
+/// `config_hash`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatesConfig {
+    /// `[gates.economics]`: the economics autopilot gate.
+    pub economics: EconomicsGate,
+    /// `[gates.storage]`: the storage market gate.
+    pub storage: MarketGate,
+    /// `[gates.compute]`: the compute market gate (the only one that judges the SLA knobs).
+    pub compute: MarketGate,
+    /// `[gates.energy]`: the energy market gate.
+    pub energy: MarketGate,
+    /// `[gates.ad]`: the ad market gate.
+    pub ad: MarketGate,
+    /// `[gates.ad_contextual]`: the contextual ad tier gate.
+    pub ad_contextual: AdTierGate,
+    /// `[gates.ad_presence]`: the presence ad tier gate.
+    pub ad_presence: AdTierGate,
+    /// `[gates.operational]`: the launch-operational gate.
+    pub operational: OperationalGate,
+}
+
+impl GatesConfig {
+    /// Every gate's streak rule, in the fixed evaluation order ([`GATE_NAMES`]).
+    pub fn streaks(&self) -> [(&'static str, StreakConfig); 8] {
+        [
+            (GATE_NAMES[0], self.economics.streak()),
+            (GATE_NAMES[1], self.storage.streak()),
+            (GATE_NAMES[2], self.compute.streak()),
+            (GATE_NAMES[3], self.energy.streak()),
+            (GATE_NAMES[4], self.ad.streak()),
+            (GATE_NAMES[5], self.ad_contextual.streak()),
+            (GATE_NAMES[6], self.ad_presence.streak()),
+            (GATE_NAMES[7], self.operational.streak()),
+        ]
+    }
+
+    /// The streak rule of the gate called `gate`, or `None` for an unknown name.
+    pub fn streak_of(&self, gate: &str) -> Option<StreakConfig> {
+        self.streaks()
+            .into_iter()
+            .find(|(name, _)| *name == gate)
+            .map(|(_, streak)| streak)
+    }
+
+    /// Every gate knob as `("<gate>.<knob>", value)`, gates in evaluation order.
+    pub fn knobs(&self) -> Vec<(String, i128)> {
+        let tables: [(&str, Vec<(&'static str, i128)>); 8] = [
+            (GATE_NAMES[0], self.economics.knobs()),
+            (GATE_NAMES[1], self.storage.knobs()),
+            (GATE_NAMES[2], self.compute.knobs()),
+            (GATE_NAMES[3], self.energy.knobs()),
+            (GATE_NAMES[4], self.ad.knobs()),
+            (GATE_NAMES[5], self.ad_contextual.knobs()),
+            (GATE_NAMES[6], self.ad_presence.knobs()),
+            (GATE_NAMES[7], self.operational.knobs()),
+        ];
+        tables
+            .into_iter()
+            .flat_map(|(gate, knobs)| {
+                knobs
+                    .into_iter()
+                    .map(move |(knob, value)| (format!("{gate}.{knob}"), value))
+            })
+            .collect()
+    }
+}

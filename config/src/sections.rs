@@ -1,0 +1,139 @@
+//! The non-numeric tables: `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`.
+
+use crate::boolean::flexible_bool;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[governor]`: identity of the chain being governed, the epoch grid and the operating mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernorConfig {
+    /// `false` pauses the governor: snapshots and decision files continue, gates are not judged
+    /// (`TB_GOVERNOR_ENABLED`).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub enabled: bool,
+    /// `true` (the default) only records intents in `shadow_params`; `false` applies them
+    /// (`TB_GOVERNOR_SHADOW_ONLY`).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub shadow_only: bool,
+    /// Where decisions, journal, checkpoint and runtime params live (`TB_GOVERNOR_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The chain's id, bound into every signed receipt message; must be an id (see
+    /// [`crate::is_id`]). Decision-relevant.
+    pub chain_id: String,
+    /// Blocks per epoch (≥ 2). Decision-relevant.
+    pub epoch_blocks: u64,
+    /// Height of the first block of the export. Decision-relevant.
+    pub genesis_height: u64,
+    /// Status-only fallback for the BlockTorch kernel digest (64 lowercase hex) shown when no
+    /// receipt has carried one yet (`TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST`).
+    pub blocktorch_kernel_digest: Option<String>,
+    /// Status-only fallback for the BlockTorch benchmark commit (an id) shown when no receipt
+    /// has carried one yet (`TB_BLOCKTORCH_BENCHMARK_COMMIT`).
+    pub blocktorch_benchmark_commit: Option<String>,
+}
+
+impl Default for GovernorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            shadow_only: true,
+            data_dir: PathBuf::from("data"),
+            chain_id: "tb-mainnet".to_owned(),
+            epoch_blocks: 120,
+            genesis_height: 0,
+            blocktorch_kernel_digest: None,
+            blocktorch_benchmark_commit: None,
+        }
+    }
+}
+
+/// `[chain]`: where the chain export and provider keys come from, and receipt rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainConfig {
+    /// Directory of `*.jsonl` block files (`TB_GOVERNOR_CHAIN_DIR`).
+    pub dir: PathBuf,
+    /// The providers file (ids and ed25519 keys); its blake3 is part of `config_hash`.
+    pub providers: PathBuf,
+    /// How often the daemon polls the chain directory for new lines, in ms (≥ 1).
+    pub poll_ms: u64,
+    /// Receipts paying less than this are rejected as `below_min_payment`. Decision-relevant.
+    pub min_payment_micro: u64,
+    /// Compute proof latency above this counts as an SLA violation. Decision-relevant.
+    pub proof_verification_budget_ms: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("chain"),
+            providers: PathBuf::from("providers.json"),
+            poll_ms: 500,
+            min_payment_micro: 1_000,
+            proof_verification_budget_ms: 100,
+        }
+    }
+}
+
+/// `[rpc]`: the JSON-RPC / metrics listener and its limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Socket address to listen on, `host:port` (`TB_GOVERNOR_RPC_LISTEN`).
+    pub listen: String,
+    /// Bearer token for mutating methods; without one they are refused
+    /// (`TB_GOVERNOR_RPC_TOKEN`). Must not be empty when set.
+    pub token: Option<Secret>,
+    /// Per-client request limit per second (≥ 1, `TB_GOVERNOR_RPC_RPS`).
+    pub rps: u32,
+    /// Request bodies larger than this are refused (≥ 1).
+    pub max_body_bytes: u32,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7878".to_owned(),
+            token: None,
+            rps: 50,
+            max_body_bytes: 1_048_576,
+        }
+    }
+}
+
+/// `[signing]`: ed25519 attestation sidecars for decision files.
+///
+/// When enabled, exactly one of `key_hex` and `key_file` must be set; a missing or malformed key
+/// is a startup error, never a silent no-op.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningConfig {
+    /// Write an attestation sidecar for every decision file (`TB_GOVERNOR_SIGN`).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub enabled: bool,
+    /// The 32-byte ed25519 seed as 64 hex digits (`TB_NODE_KEY_HEX`).
+    pub key_hex: Option<Secret>,
+    /// A file holding the seed; the daemon requires mode 0600 (`TB_GOVERNOR_KEY_FILE`).
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[apply]`: what happens after apply mode writes `runtime/params.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApplyConfig {
+    /// Command run with the params file's path after each write; failures are logged, not fatal.
+    pub hook: Option<PathBuf>,
+    /// The hook is killed after this many ms (≥ 1).
+    pub hook_timeout_ms: u64,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        Self {
+            hook: None,
+            hook_timeout_ms: 5_000,
+        }
+    }
+}

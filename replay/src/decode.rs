@@ -1,0 +1,132 @@
+//! Typed reads out of a [`Json`] tree, with errors that name the field.
+//!
+//! Blocks, receipts and the providers file share these rules: every integer is a plain decimal
+//! literal no larger than [`MAX_SAFE`], ids and hex strings have fixed alphabets, unknown fields
+//! and duplicate keys are errors, and `null` never stands for an absent optional field.
+
+use std::fmt;
+
+use crate::json::{Json, Obj, MAX_SAFE};
+
+/// What is wrong with one field (or with the object itself when `field` is empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the offending field, e.g. `capacity.storage_bytes`; empty for the object.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl FieldError {
+    pub(crate) fn new(field: &str, problem: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Prefixes the path with `parent.`, for errors raised inside a nested object.
+    pub(crate) fn under(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_owned()
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.problem)
+        } else {
+            write!(f, "{}: {}", self.field, self.problem)
+        }
+    }
+}
+
+/// The value as an object without duplicate keys.
+pub(crate) fn object<'a>(value: &'a Json, what: &str) -> Result<&'a Obj, FieldError> {
+    match value {
+        Json::Obj(o) if o.duplicate_key => Err(FieldError::new("", "duplicate key")),
+        Json::Obj(o) => Ok(o),
+        _ => Err(FieldError::new("", format!("{what} is not an object"))),
+    }
+}
+
+/// Sorts an object's entries into the slots of `names` (one slot per allowed field).
+/// Unknown fields are an error; `null` counts as present so typed reads reject it.
+pub(crate) fn slots<'a, const N: usize>(
+    obj: &'a Obj,
+    names: &[&str; N],
+) -> Result<[Option<&'a Json>; N], FieldError> {
+    let mut out = [None; N];
+    for (key, value) in &obj.entries {
+        match names.iter().position(|n| *n == &**key) {
+            Some(i) => out[i] = Some(value),
+            None => return Err(FieldError::new("", format!("unknown field {key}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// A required field.
+pub(crate) fn required<'a>(slot: Option<&'a Json>, name: &str) -> Result<&'a Json, FieldError> {
+    slot.ok_or_else(|| FieldError::new("", format!("missing field {name}")))
+}
+
+/// A plain non-negative integer literal no larger than [`MAX_SAFE`].
+pub(crate) fn uint(value: &Json, name: &str) -> Result<u64, FieldError> {
+    match value {
+        Json::Uint(v) if *v <= MAX_SAFE => Ok(*v),
+        Json::Uint(_) => Err(FieldError::new(name, "integer > MAX_SAFE")),
+        Json::OtherNumber(n) => Err(FieldError::new(
+            name,
+            format!("not a plain non-negative decimal integer literal ({n})"),
+        )),
+        _ => Err(FieldError::new(name, "not an unsigned integer")),
+    }
+}
+
+/// A string.
+pub(crate) fn string<'a>(value: &'a Json, name: &str) -> Result<&'a str, FieldError> {
+    match value {
+        Json::Str(s) => Ok(s),
+        _ => Err(FieldError::new(name, "not a string")),
+    }
+}
+
+/// An id: 1..=128 characters from `[A-Za-z0-9._:-]`.
+pub(crate) fn id<'a>(value: &'a Json, name: &str) -> Result<&'a str, FieldError> {
+    let s = string(value, name)?;
+    if tb_config::is_id(s) {
+        Ok(s)
+    } else {
+        Err(FieldError::new(name, "not an id"))
+    }
+}
+
+/// Lowercase hex of exactly `N` bytes.
+pub(crate) fn hex_bytes<const N: usize>(value: &Json, name: &str) -> Result<[u8; N], FieldError> {
+    let s = string(value, name)?;
+    parse_hex(s).ok_or_else(|| FieldError::new(name, format!("not {} lowercase hex", 2 * N)))
+}
+
+/// Decodes lowercase hex of exactly `N` bytes (uppercase is not canonical and is refused).
+pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+/// A JSON boolean.
+pub(crate) fn boolean(value: &Json, name: &str) -> Result<bool, FieldError> {
+    match value {
+        Json::Bool(b) => Ok(*b),
+        _ => Err(FieldError::new(name, "not a bool")),
+    }
+}

@@ -1,0 +1,481 @@
+//! Receipts: decoding, the §2.2 validation order, and the signed message (§2.1).
+//!
+//! Everything here is a pure function of one receipt, its block height and the static registry,
+//! so it runs on any core. The one stateful check, the per-provider nonce, is left to the
+//! [`Replayer`](crate::Replayer), which sees receipts in chain order.
+
+use std::fmt;
+
+use ed25519_dalek::Signature;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::decode::{self, FieldError};
+use crate::json::{Json, Obj};
+use crate::providers::Registry;
+
+/// Domain separator in front of every signed receipt message.
+pub const RECEIPT_DOMAIN: &[u8] = b"tb.receipt.v1\n";
+
+/// The four settlement markets, in the fixed order used everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Market {
+    /// Storage contracts, measured in bytes.
+    Storage,
+    /// Compute jobs, measured in compute units.
+    Compute,
+    /// Energy contracts, measured in milli-kWh.
+    Energy,
+    /// Ad campaigns, measured in impressions.
+    Ad,
+}
+
+impl Market {
+    /// All markets in the fixed order.
+    pub const ALL: [Market; 4] = [Market::Storage, Market::Compute, Market::Energy, Market::Ad];
+
+    /// The market's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Market::Storage => "storage",
+            Market::Compute => "compute",
+            Market::Energy => "energy",
+            Market::Ad => "ad",
+        }
+    }
+
+    /// Position in [`Market::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The two ad tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Contextual ads.
+    Contextual,
+    /// Presence ads.
+    Presence,
+}
+
+impl Tier {
+    /// Position in the fixed order contextual, presence.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The tier's name in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Contextual => "contextual",
+            Tier::Presence => "presence",
+        }
+    }
+}
+
+/// Why a receipt was rejected; the first failing check of §2.2 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Does not decode, unknown market or field, id/hex format, integer > MAX_SAFE.
+    Schema,
+    /// `payment_micro < min_payment_micro`.
+    BelowMinPayment,
+    /// No provider key valid at this height (or an unknown provider).
+    KeyNotFound,
+    /// The signature does not verify (strictly) under any valid key.
+    BadSignature,
+    /// Nonce not strictly greater than the provider's last accepted nonce.
+    ReplayedNonce,
+    /// Zero delivered units or an out-of-range value.
+    InvalidValues,
+}
+
+impl Reason {
+    /// All reasons in snapshot order.
+    pub const ALL: [Reason; 6] = [
+        Reason::Schema,
+        Reason::BelowMinPayment,
+        Reason::KeyNotFound,
+        Reason::BadSignature,
+        Reason::ReplayedNonce,
+        Reason::InvalidValues,
+    ];
+
+    /// The reason's name in snapshots and verdicts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Schema => "schema",
+            Reason::BelowMinPayment => "below_min_payment",
+            Reason::KeyNotFound => "key_not_found",
+            Reason::BadSignature => "bad_signature",
+            Reason::ReplayedNonce => "replayed_nonce",
+            Reason::InvalidValues => "invalid_values",
+        }
+    }
+
+    /// Position in [`Reason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The optional proof record of a compute receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Blocktorch {
+    /// Commit of the benchmark the proof ran against.
+    pub benchmark_commit: Box<str>,
+    /// Digest of the kernel variant, 64 lowercase hex.
+    pub kernel_digest: Box<str>,
+    /// Proof verification latency; 0 is invalid.
+    pub proof_latency_ms: u64,
+}
+
+/// What a market-specific part of an accepted settlement contributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// Storage and energy carry nothing beyond their units.
+    Plain,
+    /// A compute receipt, with its proof record if any.
+    Compute(Option<Blocktorch>),
+    /// An ad receipt.
+    Ad {
+        /// Which tier the campaign runs in.
+        tier: Tier,
+        /// Conversions (≤ impressions when valid).
+        conversions: u64,
+        /// Privacy budget left, ppm (≤ 1_000_000 when valid).
+        privacy_remaining_ppm: u64,
+    },
+}
+
+/// A signed settlement that passed checks 1–4 of §2.2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Market settled.
+    pub market: Market,
+    /// Registry index of the provider (only registered providers get this far).
+    pub provider: u32,
+    /// Provider nonce, checked in chain order by the replayer.
+    pub nonce: u64,
+    /// Amount paid, micro-BLOCK.
+    pub payment_micro: u64,
+    /// Provider's declared cost basis, micro-BLOCK.
+    pub cost_micro: u64,
+    /// Delivered units (bytes, compute units, milli-kWh, impressions).
+    pub units: u64,
+    /// Market-specific part.
+    pub detail: Detail,
+    /// The `invalid_values` problem, if any; judged only after the nonce (check 6 follows check 5).
+    pub invalid: Option<&'static str>,
+}
+
+/// One receipt after the stateless checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A signed settlement still subject to the nonce and value checks.
+    Settlement(Settlement),
+    /// A protocol slash receipt; `invalid` is set when `amount_micro` is 0.
+    Slash {
+        /// Market whose `slashed_micro` it adds to.
+        market: Market,
+        /// Amount slashed.
+        amount_micro: u64,
+        /// The `invalid_values` problem, if any.
+        invalid: Option<&'static str>,
+    },
+    /// Rejected by one of checks 1–4.
+    Rejected {
+        /// The first failing check.
+        reason: Reason,
+        /// A human-readable detail (not part of any hash).
+        detail: String,
+    },
+}
+
+/// What the stateless checks need besides the receipt.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiptContext<'a> {
+    /// The provider registry.
+    pub registry: &'a Registry,
+    /// Chain id mixed into every signed message.
+    pub chain_id: &'a str,
+    /// Minimum payment, micro-BLOCK.
+    pub min_payment_micro: u64,
+    /// Whether to check signatures (off only for trusted exports).
+    pub verify: bool,
+}
+
+fn reject(reason: Reason, detail: impl Into<String>) -> Decoded {
+    Decoded::Rejected {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Field names of a signed receipt, common part first.
+const COMMON: [&str; 6] = [
+    "market",
+    "provider",
+    "nonce",
+    "payment_micro",
+    "cost_micro",
+    "signature",
+];
+
+/// Runs checks 1–4 of §2.2 on one receipt of the block at `height`.
+pub fn decode_receipt(value: &Json, height: u64, ctx: &ReceiptContext<'_>) -> Decoded {
+    let obj = match decode::object(value, "receipt") {
+        Ok(o) => o,
+        Err(e) => return reject(Reason::Schema, e.to_string()),
+    };
+    let market = match obj.get("market") {
+        None => return reject(Reason::Schema, "missing field market"),
+        Some(Json::Str(m)) => m,
+        Some(_) => return reject(Reason::Schema, "market: not a string"),
+    };
+    let parsed = match &**market {
+        "storage" => signed(obj, Market::Storage, &["contract_id", "bytes", "escrow_micro"]),
+        "compute" => signed(
+            obj,
+            Market::Compute,
+            &["job_id", "compute_units", "verified", "blocktorch"],
+        ),
+        "energy" => signed(
+            obj,
+            Market::Energy,
+            &["contract_id", "energy_milli_kwh", "proof_hash"],
+        ),
+        "ad" => signed(
+            obj,
+            Market::Ad,
+            &[
+                "campaign_id",
+                "impressions",
+                "conversions",
+                "tier",
+                "privacy_remaining_ppm",
+            ],
+        ),
+        "storage_slash" => return slash(obj, Market::Storage),
+        "compute_slash" => return slash(obj, Market::Compute),
+        "energy_slash" => return slash(obj, Market::Energy),
+        other => return reject(Reason::Schema, format!("unknown market '{other}'")),
+    };
+    let (head, settlement) = match parsed {
+        Ok(p) => p,
+        Err(e) => return reject(Reason::Schema, e.to_string()),
+    };
+    if head.payment_micro < ctx.min_payment_micro {
+        return reject(Reason::BelowMinPayment, head.payment_micro.to_string());
+    }
+    let Some(provider) = ctx.registry.index_of(head.provider) else {
+        return reject(Reason::KeyNotFound, head.provider);
+    };
+    let keys = ctx
+        .registry
+        .get(provider)
+        .map(|p| &p.keys[..])
+        .unwrap_or_default();
+    let mut valid = keys.iter().filter(|k| k.valid_at(height)).peekable();
+    if valid.peek().is_none() {
+        return reject(Reason::KeyNotFound, head.provider);
+    }
+    if ctx.verify {
+        let message = signing_message(obj, ctx.chain_id, height);
+        let signature = Signature::from_bytes(&head.signature);
+        if !valid.any(|k| k.key.verify_strict(&message, &signature).is_ok()) {
+            return reject(Reason::BadSignature, head.provider);
+        }
+    }
+    Decoded::Settlement(Settlement {
+        provider,
+        ..settlement
+    })
+}
+
+/// The common fields of a signed receipt.
+struct Head<'a> {
+    provider: &'a str,
+    payment_micro: u64,
+    signature: [u8; 64],
+}
+
+/// Decodes a signed receipt of `market` whose market-specific field names are `extra`.
+fn signed<'a>(
+    obj: &'a Obj,
+    market: Market,
+    extra: &[&str],
+) -> Result<(Head<'a>, Settlement), FieldError> {
+    // One slot array sized for the largest market (6 common + 5 ad fields).
+    let mut names = [""; 11];
+    names[..6].copy_from_slice(&COMMON);
+    names[6..6 + extra.len()].copy_from_slice(extra);
+    let names_used = 6 + extra.len();
+    let s = decode::slots(obj, &names)?;
+    let s = &s[..names_used];
+    let req = |i: usize| decode::required(s[i], names[i]);
+    let uint = |i: usize| decode::uint(req(i)?, names[i]);
+    let provider = decode::id(req(1)?, "provider")?;
+    let nonce = uint(2)?;
+    let payment_micro = uint(3)?;
+    let cost_micro = uint(4)?;
+    let signature = decode::hex_bytes::<64>(req(5)?, "signature")?;
+    let mut invalid = None;
+    let (units, detail) = match market {
+        Market::Storage => {
+            decode::id(req(6)?, "contract_id")?;
+            let bytes = uint(7)?;
+            uint(8)?;
+            if bytes == 0 {
+                invalid = Some("zero bytes");
+            }
+            (bytes, Detail::Plain)
+        }
+        Market::Compute => {
+            decode::id(req(6)?, "job_id")?;
+            let units = uint(7)?;
+            decode::boolean(req(8)?, "verified")?;
+            let blocktorch = match s[9] {
+                None => None,
+                Some(v) => Some(blocktorch(v).map_err(|e| e.under("blocktorch"))?),
+            };
+            if units == 0 {
+                invalid = Some("zero compute_units");
+            } else if blocktorch.as_ref().is_some_and(|b| b.proof_latency_ms == 0) {
+                invalid = Some("proof_latency_ms == 0");
+            }
+            (units, Detail::Compute(blocktorch))
+        }
+        Market::Energy => {
+            decode::id(req(6)?, "contract_id")?;
+            let units = uint(7)?;
+            let proof = decode::hex_bytes::<32>(req(8)?, "proof_hash")?;
+            if units == 0 {
+                invalid = Some("zero energy_milli_kwh");
+            } else if proof == [0; 32] {
+                invalid = Some("proof_hash all zero");
+            }
+            (units, Detail::Plain)
+        }
+        Market::Ad => {
+            decode::id(req(6)?, "campaign_id")?;
+            let impressions = uint(7)?;
+            let conversions = uint(8)?;
+            let tier = match decode::string(req(9)?, "tier")? {
+                "contextual" => Tier::Contextual,
+                "presence" => Tier::Presence,
+                _ => return Err(FieldError::new("tier", "unknown tier")),
+            };
+            let privacy_remaining_ppm = uint(10)?;
+            if impressions == 0 {
+                invalid = Some("zero impressions");
+            } else if conversions > impressions {
+                invalid = Some("conversions > impressions");
+            } else if privacy_remaining_ppm > 1_000_000 {
+                invalid = Some("privacy_remaining_ppm > 1_000_000");
+            }
+            let detail = Detail::Ad {
+                tier,
+                conversions,
+                privacy_remaining_ppm,
+            };
+            (impressions, detail)
+        }
+    };
+    let head = Head {
+        provider,
+        payment_micro,
+        signature,
+    };
+    let settlement = Settlement {
+        market,
+        provider: u32::MAX,
+        nonce,
+        payment_micro,
+        cost_micro,
+        units,
+        detail,
+        invalid,
+    };
+    Ok((head, settlement))
+}
+
+fn blocktorch(value: &Json) -> Result<Blocktorch, FieldError> {
+    let obj = decode::object(value, "blocktorch")?;
+    let names = ["kernel_digest", "benchmark_commit", "proof_latency_ms"];
+    let [digest, commit, latency] = decode::slots(obj, &names)?;
+    let kernel_digest = decode::required(digest, names[0])?;
+    decode::hex_bytes::<32>(kernel_digest, names[0])?;
+    let benchmark_commit = decode::id(decode::required(commit, names[1])?, names[1])?;
+    let proof_latency_ms = decode::uint(decode::required(latency, names[2])?, names[2])?;
+    Ok(Blocktorch {
+        benchmark_commit: benchmark_commit.into(),
+        kernel_digest: decode::string(kernel_digest, names[0])?.into(),
+        proof_latency_ms,
+    })
+}
+
+fn slash(obj: &Obj, market: Market) -> Decoded {
+    let decoded = (|| {
+        let names = ["market", "provider", "amount_micro", "reason"];
+        let [_, provider, amount, reason] = decode::slots(obj, &names)?;
+        decode::id(decode::required(provider, names[1])?, names[1])?;
+        let amount_micro = decode::uint(decode::required(amount, names[2])?, names[2])?;
+        decode::id(decode::required(reason, names[3])?, names[3])?;
+        Ok::<_, FieldError>(amount_micro)
+    })();
+    match decoded {
+        Ok(amount_micro) => Decoded::Slash {
+            market,
+            amount_micro,
+            invalid: (amount_micro == 0).then_some("slash amount_micro == 0"),
+        },
+        Err(e) => reject(Reason::Schema, e.to_string()),
+    }
+}
+
+/// The exact bytes a provider signs for `receipt` at `height` (§2.1):
+/// `"tb.receipt.v1\n"` ‖ JCS(receipt without `signature`, plus `chain_id` and `height`).
+pub fn signing_message(receipt: &Obj, chain_id: &str, height: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECEIPT_DOMAIN.len() + 320);
+    out.extend_from_slice(RECEIPT_DOMAIN);
+    let view = SigningView {
+        receipt,
+        chain_id,
+        height,
+    };
+    // Serialising a Json tree into a Vec cannot fail: every key is a string and every number is
+    // finite (non-finite numbers never parse).
+    if serde_json_canonicalizer::to_writer(&view, &mut out).is_err() {
+        out.truncate(RECEIPT_DOMAIN.len());
+    }
+    out
+}
+
+/// The receipt as signed: without `signature`, with `chain_id` and `height`.
+struct SigningView<'a> {
+    receipt: &'a Obj,
+    chain_id: &'a str,
+    height: u64,
+}
+
+impl Serialize for SigningView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in &self.receipt.entries {
+            if &**k != "signature" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.serialize_entry("chain_id", self.chain_id)?;
+        map.serialize_entry("height", &self.height)?;
+        map.end()
+    }
+}
