@@ -35,14 +35,29 @@ pub(crate) fn apply_env(
     let mut overrides = Overrides::new();
 
     for (var, key, slot) in [
-        ("TB_GOVERNOR_ENABLED", "governor.enabled", &mut config.governor.enabled),
-        ("TB_GOVERNOR_SHADOW_ONLY", "governor.shadow_only", &mut config.governor.shadow_only),
-        ("TB_GOVERNOR_SIGN", "signing.enabled", &mut config.signing.enabled),
+        (
+            "TB_GOVERNOR_ENABLED",
+            "governor.enabled",
+            &mut config.governor.enabled,
+        ),
+        (
+            "TB_GOVERNOR_SHADOW_ONLY",
+            "governor.shadow_only",
+            &mut config.governor.shadow_only,
+        ),
+        (
+            "TB_GOVERNOR_SIGN",
+            "signing.enabled",
+            &mut config.signing.enabled,
+        ),
     ] {
         if let Some(value) = get(var) {
             *slot = parse_bool(&value).ok_or_else(|| ConfigError::Env {
                 var: var.to_owned(),
-                message: format!("invalid boolean {}: expected one of {BOOL_WORDS}", show(&value)),
+                message: format!(
+                    "invalid boolean {}: expected one of {BOOL_WORDS}",
+                    show(&value)
+                ),
             })?;
             overrides.push((key, var));
         }

@@ -64,8 +64,7 @@ pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 /// ids, contract ids, …; shared with the replay so there is one definition).
 pub fn is_id(s: &str) -> bool {
     (1..=128).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
@@ -280,7 +279,12 @@ impl Config {
                 diff.push(key.to_owned());
             }
         }
-        for ((key, a), (_, b)) in self.economics.knobs().into_iter().zip(other.economics.knobs()) {
+        for ((key, a), (_, b)) in self
+            .economics
+            .knobs()
+            .into_iter()
+            .zip(other.economics.knobs())
+        {
             if a != b {
                 diff.push(format!("economics.{key}"));
             }

@@ -62,7 +62,10 @@ fn defaults_match_the_design() {
     assert_eq!(e.treasury_bps, 1_000);
     assert_eq!(e.ema_alpha_ppm, 50_000);
     assert_eq!(e.ratio_floor_ppm, 10_000);
-    assert_eq!((e.activity_min_ppm, e.activity_max_ppm), (500_000, 2_000_000));
+    assert_eq!(
+        (e.activity_min_ppm, e.activity_max_ppm),
+        (500_000, 2_000_000)
+    );
     assert_eq!(
         (e.decentralization_min_ppm, e.decentralization_max_ppm),
         (500_000, 1_500_000)
@@ -107,22 +110,39 @@ fn defaults_match_the_design() {
     let g = &c.gates.economics;
     assert_eq!(g.tx_count_min, 10);
     assert_eq!(g.tx_volume_min_micro, 1_000_000_000);
-    assert_eq!((g.volatility_enter_max_bps, g.volatility_exit_max_bps), (2_000, 3_000));
-    assert_eq!((g.utilization_min_ppm, g.utilization_max_ppm), (10_000, 950_000));
+    assert_eq!(
+        (g.volatility_enter_max_bps, g.volatility_exit_max_bps),
+        (2_000, 3_000)
+    );
+    assert_eq!(
+        (g.utilization_min_ppm, g.utilization_max_ppm),
+        (10_000, 950_000)
+    );
     assert_eq!((g.margin_min_ppm, g.margin_max_ppm), (-500_000, 950_000));
 
-    for m in [&c.gates.storage, &c.gates.compute, &c.gates.energy, &c.gates.ad] {
+    for m in [
+        &c.gates.storage,
+        &c.gates.compute,
+        &c.gates.energy,
+        &c.gates.ad,
+    ] {
         assert_eq!(m.settlements_min, 5);
         assert_eq!(
             (m.enter_utilization_min_ppm, m.enter_utilization_max_ppm),
             (50_000, 900_000)
         );
-        assert_eq!((m.enter_margin_min_ppm, m.enter_margin_max_ppm), (0, 800_000));
+        assert_eq!(
+            (m.enter_margin_min_ppm, m.enter_margin_max_ppm),
+            (0, 800_000)
+        );
         assert_eq!(
             (m.exit_utilization_min_ppm, m.exit_utilization_max_ppm),
             (10_000, 950_000)
         );
-        assert_eq!((m.exit_margin_min_ppm, m.exit_margin_max_ppm), (-250_000, 950_000));
+        assert_eq!(
+            (m.exit_margin_min_ppm, m.exit_margin_max_ppm),
+            (-250_000, 950_000)
+        );
         assert_eq!((m.sla_enter_max_ppm, m.sla_exit_max_ppm), (10_000, 50_000));
     }
     for t in [&c.gates.ad_contextual, &c.gates.ad_presence] {
@@ -133,8 +153,14 @@ fn defaults_match_the_design() {
         assert_eq!(t.exit_privacy_max_ppm, 50_000);
     }
     let o = &c.gates.operational;
-    assert_eq!((o.enter_miners_min, o.enter_spacing_mad_max_ppm), (3, 250_000));
-    assert_eq!((o.exit_miners_min, o.exit_spacing_mad_max_ppm), (2, 500_000));
+    assert_eq!(
+        (o.enter_miners_min, o.enter_spacing_mad_max_ppm),
+        (3, 250_000)
+    );
+    assert_eq!(
+        (o.exit_miners_min, o.exit_spacing_mad_max_ppm),
+        (2, 500_000)
+    );
 
     assert_eq!(c.rpc.listen, "127.0.0.1:7878");
     assert_eq!(c.rpc.token, None);
@@ -151,7 +177,10 @@ fn defaults_match_the_design() {
 
 #[test]
 fn empty_inputs_give_defaults() {
-    assert_eq!(Config::from_toml_str("", "empty").unwrap(), Config::default());
+    assert_eq!(
+        Config::from_toml_str("", "empty").unwrap(),
+        Config::default()
+    );
     assert_eq!(load_env(&[]).unwrap(), Config::default());
 }
 
@@ -201,12 +230,17 @@ fn example_file_lists_every_knob() {
     );
     for key in expected {
         assert!(
-            lines.iter().any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+            lines
+                .iter()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
             "{key} missing from governor.example.toml"
         );
     }
     for gate in GATE_NAMES {
-        assert!(lines.contains(&format!("[gates.{gate}]").as_str()), "{gate}");
+        assert!(
+            lines.contains(&format!("[gates.{gate}]").as_str()),
+            "{gate}"
+        );
     }
     // Every knob line is preceded by a one-line comment.
     for (i, line) in lines.iter().enumerate() {
@@ -237,8 +271,14 @@ fn unknown_keys_are_rejected_everywhere() {
         assert!(shown.starts_with("my.toml: "), "{table}: {shown}");
         assert!(shown.contains("line 2"), "{table}: {shown}");
     }
-    for text in ["bogus_top_xyz = 1\n", "[bogus_top_xyz]\n", "[gates.bogus_top_xyz]\n"] {
-        let shown = Config::from_toml_str(text, "my.toml").unwrap_err().to_string();
+    for text in [
+        "bogus_top_xyz = 1\n",
+        "[bogus_top_xyz]\n",
+        "[gates.bogus_top_xyz]\n",
+    ] {
+        let shown = Config::from_toml_str(text, "my.toml")
+            .unwrap_err()
+            .to_string();
         assert!(shown.contains("bogus_top_xyz"), "{shown}");
     }
     // A misspelt key never silently takes its default.
@@ -250,7 +290,8 @@ fn unknown_keys_are_rejected_everywhere() {
 
 #[test]
 fn wrong_types_are_parse_errors_naming_the_key() {
-    let err = Config::from_toml_str("[gates.storage]\nsettlements_min = -1\n", "g.toml").unwrap_err();
+    let err =
+        Config::from_toml_str("[gates.storage]\nsettlements_min = -1\n", "g.toml").unwrap_err();
     let shown = err.to_string();
     assert!(shown.contains("settlements_min"), "{shown}");
     assert!(shown.contains("g.toml"), "{shown}");
@@ -282,7 +323,9 @@ fn toml_booleans_accept_strict_words() {
             assert!(shown.contains(key), "{shown}");
         }
         let text = format!("[signing]\nenabled = {bad}\n");
-        let shown = Config::from_toml_str(&text, "b.toml").unwrap_err().to_string();
+        let shown = Config::from_toml_str(&text, "b.toml")
+            .unwrap_err()
+            .to_string();
         assert!(shown.contains("enabled"), "{shown}");
     }
 }
@@ -314,15 +357,36 @@ fn every_env_override_works() {
     assert_eq!(c.rpc.listen, "0.0.0.0:9000");
     assert_eq!(c.rpc.token.as_ref().unwrap().expose(), "s3cret");
     assert_eq!(c.rpc.rps, 7);
-    assert_eq!(c.governor.blocktorch_kernel_digest.as_deref(), Some(digest.as_str()));
-    assert_eq!(c.governor.blocktorch_benchmark_commit.as_deref(), Some("bench-2024.1"));
+    assert_eq!(
+        c.governor.blocktorch_kernel_digest.as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        c.governor.blocktorch_benchmark_commit.as_deref(),
+        Some("bench-2024.1")
+    );
     assert_eq!(c.mode(), Mode::Paused);
 
-    let c = load_env(&[("TB_GOVERNOR_SIGN", "1"), ("TB_GOVERNOR_KEY_FILE", "/etc/tb/key")]).unwrap();
+    let c = load_env(&[
+        ("TB_GOVERNOR_SIGN", "1"),
+        ("TB_GOVERNOR_KEY_FILE", "/etc/tb/key"),
+    ])
+    .unwrap();
     assert_eq!(c.signing.key_file, Some(PathBuf::from("/etc/tb/key")));
     assert_eq!(c.mode(), Mode::Shadow);
-    assert_eq!(load_env(&[("TB_GOVERNOR_SHADOW_ONLY", "false")]).unwrap().mode(), Mode::Apply);
-    assert_eq!(load_env(&[("TB_GOVERNOR_RPC_RPS", " 12 ")]).unwrap().rpc.rps, 12);
+    assert_eq!(
+        load_env(&[("TB_GOVERNOR_SHADOW_ONLY", "false")])
+            .unwrap()
+            .mode(),
+        Mode::Apply
+    );
+    assert_eq!(
+        load_env(&[("TB_GOVERNOR_RPC_RPS", " 12 ")])
+            .unwrap()
+            .rpc
+            .rps,
+        12
+    );
 
     // Every variable is listed in ENV_VARS and vice versa.
     assert_eq!(ENV_VARS.len(), 12);
@@ -333,17 +397,28 @@ fn env_overrides_the_file() {
     let dir = std::env::temp_dir().join(format!("tb-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("governor.toml");
-    std::fs::write(&path, "[governor]\nshadow_only = false\ndata_dir = \"from-file\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[governor]\nshadow_only = false\ndata_dir = \"from-file\"\n",
+    )
+    .unwrap();
     let c = Config::load(Some(&path), env_of(&[])).unwrap();
     assert_eq!(c.mode(), Mode::Apply);
     assert_eq!(c.governor.data_dir, PathBuf::from("from-file"));
     let c = Config::load(
         Some(&path),
-        env_of(&[("TB_GOVERNOR_SHADOW_ONLY", "1"), ("TB_GOVERNOR_DATA_DIR", "")]),
+        env_of(&[
+            ("TB_GOVERNOR_SHADOW_ONLY", "1"),
+            ("TB_GOVERNOR_DATA_DIR", ""),
+        ]),
     )
     .unwrap();
     assert_eq!(c.mode(), Mode::Shadow);
-    assert_eq!(c.governor.data_dir, PathBuf::from("from-file"), "empty env counts as unset");
+    assert_eq!(
+        c.governor.data_dir,
+        PathBuf::from("from-file"),
+        "empty env counts as unset"
+    );
 
     std::fs::write(&path, "[gates.compute]\nexit_streak_required = 0\n").unwrap();
     let err = Config::load(Some(&path), env_of(&[])).unwrap_err();
@@ -360,7 +435,11 @@ fn env_overrides_the_file() {
 
 #[test]
 fn strict_env_booleans() {
-    for var in ["TB_GOVERNOR_ENABLED", "TB_GOVERNOR_SHADOW_ONLY", "TB_GOVERNOR_SIGN"] {
+    for var in [
+        "TB_GOVERNOR_ENABLED",
+        "TB_GOVERNOR_SHADOW_ONLY",
+        "TB_GOVERNOR_SIGN",
+    ] {
         for (word, value) in WORDS {
             for spelled in [word.to_owned(), word.to_uppercase(), format!(" {word}\t")] {
                 let mut pairs = vec![(var, spelled.as_str())];
@@ -376,12 +455,17 @@ fn strict_env_booleans() {
                 assert_eq!(got, value, "{var}={spelled:?}");
             }
         }
-        for bad in ["2", "enable", "tru", "y", "n", "-1", "0x1", "truee", " ", "t rue"] {
+        for bad in [
+            "2", "enable", "tru", "y", "n", "-1", "0x1", "truee", " ", "t rue",
+        ] {
             let err = load_env(&[(var, bad)]).unwrap_err();
             match &err {
                 ConfigError::Env { var: v, message } => {
                     assert_eq!(v, var);
-                    assert!(message.contains("1/0/true/false/yes/no/on/off"), "{message}");
+                    assert!(
+                        message.contains("1/0/true/false/yes/no/on/off"),
+                        "{message}"
+                    );
                 }
                 other => panic!("{var}={bad:?}: {other:?}"),
             }
@@ -400,7 +484,10 @@ fn strict_env_booleans() {
 fn invalid_env_values_name_the_variable() {
     for bad in ["0", "-3", "+3", "abc", "4294967296", "1e3", "3.0"] {
         let err = load_env(&[("TB_GOVERNOR_RPC_RPS", bad)]).unwrap_err();
-        assert!(err.to_string().contains("TB_GOVERNOR_RPC_RPS"), "{bad}: {err}");
+        assert!(
+            err.to_string().contains("TB_GOVERNOR_RPC_RPS"),
+            "{bad}: {err}"
+        );
     }
     let err = load_env(&[("TB_GOVERNOR_RPC_LISTEN", "localhost")]).unwrap_err();
     let (origin, key) = invalid_key(&err);
@@ -409,9 +496,16 @@ fn invalid_env_values_name_the_variable() {
     assert!(err.to_string().contains("TB_GOVERNOR_RPC_LISTEN"));
 
     let err = load_env(&[("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST", "xyz")]).unwrap_err();
-    assert!(err.to_string().contains("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST"),
+        "{err}"
+    );
     let err = load_env(&[("TB_BLOCKTORCH_BENCHMARK_COMMIT", "has space")]).unwrap_err();
-    assert!(err.to_string().contains("TB_BLOCKTORCH_BENCHMARK_COMMIT"), "{err}");
+    assert!(
+        err.to_string().contains("TB_BLOCKTORCH_BENCHMARK_COMMIT"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -429,7 +523,10 @@ fn secrets_never_reach_errors_or_debug() {
     // Malformed key: error names the variable, never the value.
     let err = load_env(&[("TB_GOVERNOR_SIGN", "1"), ("TB_NODE_KEY_HEX", secret)]).unwrap_err();
     let shown = format!("{err} {err:?}");
-    assert!(shown.contains("TB_NODE_KEY_HEX") && shown.contains("signing.key_hex"), "{shown}");
+    assert!(
+        shown.contains("TB_NODE_KEY_HEX") && shown.contains("signing.key_hex"),
+        "{shown}"
+    );
     assert!(!shown.contains(secret), "{shown}");
 
     // Wrong type on a secret line in the file: position only.
@@ -440,12 +537,20 @@ fn secrets_never_reach_errors_or_debug() {
     ] {
         let err = Config::from_toml_str(&text, "s.toml").unwrap_err();
         let shown = format!("{err} {err:?}");
-        assert!(!shown.contains("1234567") && !shown.contains("98765432"), "{shown}");
+        assert!(
+            !shown.contains("1234567") && !shown.contains("98765432"),
+            "{shown}"
+        );
         assert!(!shown.contains("hunter3"), "{shown}");
-        assert!(shown.contains("s.toml") && shown.contains("line"), "{shown}");
+        assert!(
+            shown.contains("s.toml") && shown.contains("line"),
+            "{shown}"
+        );
     }
     // Unknown keys in [rpc] are still named (the field list mentions `token`, that's fine).
-    let shown = Config::from_toml_str("[rpc]\ntokn = \"x\"\n", "s.toml").unwrap_err().to_string();
+    let shown = Config::from_toml_str("[rpc]\ntokn = \"x\"\n", "s.toml")
+        .unwrap_err()
+        .to_string();
     assert!(shown.contains("tokn"), "{shown}");
 
     let err = Config::from_toml_str("[rpc]\ntoken = \"\"\n", "s.toml").unwrap_err();
@@ -537,7 +642,10 @@ fn validation_names_the_key_and_the_file() {
         assert_eq!(origin, "conf/governor.toml", "{text}");
         assert_eq!(key, *expected_key, "{text}");
         let shown = err.to_string();
-        assert!(shown.contains("conf/governor.toml") && shown.contains(expected_key), "{shown}");
+        assert!(
+            shown.contains("conf/governor.toml") && shown.contains(expected_key),
+            "{shown}"
+        );
     }
     // The extremes of the safe range are fine.
     Config::from_toml_str(
@@ -585,6 +693,9 @@ fn mode_parsing_and_display() {
     assert_eq!(c(true, false).mode(), Mode::Apply);
 }
 
+/// A named change applied to a config in the hash tests.
+type Edit = Box<dyn Fn(&mut Config)>;
+
 const PROVIDERS: &str = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
 
 #[test]
@@ -595,18 +706,45 @@ fn config_hash_covers_exactly_the_decision_relevant_part() {
     assert!(h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
     assert_eq!(h, Config::default().config_hash(PROVIDERS), "deterministic");
 
-    let changed: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
-        ("chain_id", Box::new(|c| c.governor.chain_id = "tb-testnet".into())),
+    let changed: Vec<(&str, Edit)> = vec![
+        (
+            "chain_id",
+            Box::new(|c| c.governor.chain_id = "tb-testnet".into()),
+        ),
         ("epoch_blocks", Box::new(|c| c.governor.epoch_blocks = 60)),
-        ("genesis_height", Box::new(|c| c.governor.genesis_height = 1)),
+        (
+            "genesis_height",
+            Box::new(|c| c.governor.genesis_height = 1),
+        ),
         ("min_payment", Box::new(|c| c.chain.min_payment_micro = 1)),
-        ("budget", Box::new(|c| c.chain.proof_verification_budget_ms = 101)),
-        ("economics", Box::new(|c| c.economics.ema_alpha_ppm = 50_001)),
-        ("economics baseline", Box::new(|c| c.economics.baseline_miners_max_milli = 99_999)),
-        ("gate threshold", Box::new(|c| c.gates.storage.enter_utilization_min_ppm = 50_001)),
-        ("gate streak", Box::new(|c| c.gates.operational.min_epochs = 3)),
-        ("ad tier", Box::new(|c| c.gates.ad_presence.exit_conversion_min_ppm = 201)),
-        ("signed margin", Box::new(|c| c.gates.economics.margin_min_ppm = -500_001)),
+        (
+            "budget",
+            Box::new(|c| c.chain.proof_verification_budget_ms = 101),
+        ),
+        (
+            "economics",
+            Box::new(|c| c.economics.ema_alpha_ppm = 50_001),
+        ),
+        (
+            "economics baseline",
+            Box::new(|c| c.economics.baseline_miners_max_milli = 99_999),
+        ),
+        (
+            "gate threshold",
+            Box::new(|c| c.gates.storage.enter_utilization_min_ppm = 50_001),
+        ),
+        (
+            "gate streak",
+            Box::new(|c| c.gates.operational.min_epochs = 3),
+        ),
+        (
+            "ad tier",
+            Box::new(|c| c.gates.ad_presence.exit_conversion_min_ppm = 201),
+        ),
+        (
+            "signed margin",
+            Box::new(|c| c.gates.economics.margin_min_ppm = -500_001),
+        ),
     ];
     for (what, change) in &changed {
         let mut c = base.clone();
@@ -628,32 +766,59 @@ fn config_hash_covers_exactly_the_decision_relevant_part() {
 
     assert_ne!(base.config_hash(&"0".repeat(64)), h, "providers hash");
 
-    let unchanged: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
-        ("data_dir", Box::new(|c| c.governor.data_dir = "/elsewhere".into())),
-        ("chain dir", Box::new(|c| c.chain.dir = "/other/chain".into())),
-        ("providers path", Box::new(|c| c.chain.providers = "p2.json".into())),
+    let unchanged: Vec<(&str, Edit)> = vec![
+        (
+            "data_dir",
+            Box::new(|c| c.governor.data_dir = "/elsewhere".into()),
+        ),
+        (
+            "chain dir",
+            Box::new(|c| c.chain.dir = "/other/chain".into()),
+        ),
+        (
+            "providers path",
+            Box::new(|c| c.chain.providers = "p2.json".into()),
+        ),
         ("poll_ms", Box::new(|c| c.chain.poll_ms = 1)),
-        ("rpc listen", Box::new(|c| c.rpc.listen = "0.0.0.0:1".into())),
-        ("rpc token", Box::new(|c| c.rpc.token = Some(Secret::new("t")))),
-        ("rpc limits", Box::new(|c| {
-            c.rpc.rps = 1;
-            c.rpc.max_body_bytes = 1;
-        })),
+        (
+            "rpc listen",
+            Box::new(|c| c.rpc.listen = "0.0.0.0:1".into()),
+        ),
+        (
+            "rpc token",
+            Box::new(|c| c.rpc.token = Some(Secret::new("t"))),
+        ),
+        (
+            "rpc limits",
+            Box::new(|c| {
+                c.rpc.rps = 1;
+                c.rpc.max_body_bytes = 1;
+            }),
+        ),
         ("shadow_only", Box::new(|c| c.governor.shadow_only = false)),
         ("enabled", Box::new(|c| c.governor.enabled = false)),
-        ("signing", Box::new(|c| {
-            c.signing.enabled = true;
-            c.signing.key_file = Some("k".into());
-            c.signing.key_hex = Some(Secret::new("00"));
-        })),
-        ("apply", Box::new(|c| {
-            c.apply.hook = Some("h".into());
-            c.apply.hook_timeout_ms = 1;
-        })),
-        ("blocktorch fallbacks", Box::new(|c| {
-            c.governor.blocktorch_benchmark_commit = Some("x".into());
-            c.governor.blocktorch_kernel_digest = Some("0".repeat(64));
-        })),
+        (
+            "signing",
+            Box::new(|c| {
+                c.signing.enabled = true;
+                c.signing.key_file = Some("k".into());
+                c.signing.key_hex = Some(Secret::new("00"));
+            }),
+        ),
+        (
+            "apply",
+            Box::new(|c| {
+                c.apply.hook = Some("h".into());
+                c.apply.hook_timeout_ms = 1;
+            }),
+        ),
+        (
+            "blocktorch fallbacks",
+            Box::new(|c| {
+                c.governor.blocktorch_benchmark_commit = Some("x".into());
+                c.governor.blocktorch_kernel_digest = Some("0".repeat(64));
+            }),
+        ),
     ];
     for (what, change) in &unchanged {
         let mut c = base.clone();
@@ -667,7 +832,12 @@ fn config_hash_covers_exactly_the_decision_relevant_part() {
 fn decision_relevant_object_has_the_documented_shape() {
     let bytes = Config::default().decision_relevant_jcs(PROVIDERS);
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
         [
@@ -681,12 +851,20 @@ fn decision_relevant_object_has_the_documented_shape() {
             "providers_blake3"
         ]
     );
-    let gates: Vec<&str> = value["gates"].as_object().unwrap().keys().map(String::as_str).collect();
+    let gates: Vec<&str> = value["gates"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     let mut expected = GATE_NAMES.to_vec();
     expected.sort_unstable();
     assert_eq!(gates, expected);
     assert_eq!(value["gates"]["economics"]["margin_min_ppm"], -500_000);
-    assert_eq!(value["economics"]["max_supply_micro"], 40_000_000_000_000_u64);
+    assert_eq!(
+        value["economics"]["max_supply_micro"],
+        40_000_000_000_000_u64
+    );
     // JCS: compact, keys sorted, so re-canonicalizing is a no-op.
     assert_eq!(serde_json_canonicalizer::to_vec(&value).unwrap(), bytes);
     assert!(!String::from_utf8(bytes).unwrap().contains(' '));
@@ -696,7 +874,10 @@ fn decision_relevant_object_has_the_documented_shape() {
 fn streak_accessors() {
     let mut g = GatesConfig::default();
     g.ad_contextual.enter_streak_required = 7;
-    assert_eq!(g.streak_of("ad_contextual").unwrap().enter_streak_required, 7);
+    assert_eq!(
+        g.streak_of("ad_contextual").unwrap().enter_streak_required,
+        7
+    );
     assert_eq!(g.streak_of("nope"), None);
     let names: Vec<&str> = g.streaks().iter().map(|(n, _)| *n).collect();
     assert_eq!(names, GATE_NAMES);
@@ -712,7 +893,20 @@ fn parse_bool_table() {
     assert_eq!(parse_bool("TrUe"), Some(true));
     assert_eq!(parse_bool("oFF"), Some(false));
     assert_eq!(parse_bool("Yes"), Some(true));
-    for bad in ["", " ", "2", "enable", "tru", "t", "f", "y", "n", "nO!", "01", "true false"] {
+    for bad in [
+        "",
+        " ",
+        "2",
+        "enable",
+        "tru",
+        "t",
+        "f",
+        "y",
+        "n",
+        "nO!",
+        "01",
+        "true false",
+    ] {
         assert_eq!(parse_bool(bad), None, "{bad:?}");
     }
 }

@@ -42,7 +42,12 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&self, ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    fn check(
+        &self,
+        ok: bool,
+        key: &str,
+        message: impl FnOnce() -> String,
+    ) -> Result<(), ConfigError> {
         if ok {
             Ok(())
         } else {
@@ -51,11 +56,15 @@ impl Validator<'_> {
     }
 
     fn at_least(&self, key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
-        self.check(value >= min, key, || format!("must be at least {min}, got {value}"))
+        self.check(value >= min, key, || {
+            format!("must be at least {min}, got {value}")
+        })
     }
 
     fn at_most(&self, key: &str, value: u64, max: u64) -> Result<(), ConfigError> {
-        self.check(value <= max, key, || format!("must be at most {max}, got {value}"))
+        self.check(value <= max, key, || {
+            format!("must be at most {max}, got {value}")
+        })
     }
 
     /// `lo ≤ hi` for an inclusive band; the error names the lower key.
@@ -81,15 +90,27 @@ impl Validator<'_> {
     /// numbers as doubles), so every integer knob is kept within ±(2^53 − 1).
     fn safe_integers(&self, c: &Config) -> Result<(), ConfigError> {
         let mut knobs: Vec<(String, i128)> = vec![
-            ("governor.epoch_blocks".into(), c.governor.epoch_blocks.into()),
-            ("governor.genesis_height".into(), c.governor.genesis_height.into()),
+            (
+                "governor.epoch_blocks".into(),
+                c.governor.epoch_blocks.into(),
+            ),
+            (
+                "governor.genesis_height".into(),
+                c.governor.genesis_height.into(),
+            ),
             ("chain.poll_ms".into(), c.chain.poll_ms.into()),
-            ("chain.min_payment_micro".into(), c.chain.min_payment_micro.into()),
+            (
+                "chain.min_payment_micro".into(),
+                c.chain.min_payment_micro.into(),
+            ),
             (
                 "chain.proof_verification_budget_ms".into(),
                 c.chain.proof_verification_budget_ms.into(),
             ),
-            ("apply.hook_timeout_ms".into(), c.apply.hook_timeout_ms.into()),
+            (
+                "apply.hook_timeout_ms".into(),
+                c.apply.hook_timeout_ms.into(),
+            ),
         ];
         knobs.extend(
             c.economics
@@ -123,17 +144,23 @@ impl Validator<'_> {
         self.at_least("governor.epoch_blocks", g.epoch_blocks, 2)?;
         self.non_empty_path("governor.data_dir", &g.data_dir)?;
         if let Some(digest) = &g.blocktorch_kernel_digest {
-            self.check(is_lower_hex(digest, 64), "governor.blocktorch_kernel_digest", || {
-                format!("{} is not 64 lowercase hex digits", show(digest))
-            })?;
+            self.check(
+                is_lower_hex(digest, 64),
+                "governor.blocktorch_kernel_digest",
+                || format!("{} is not 64 lowercase hex digits", show(digest)),
+            )?;
         }
         if let Some(commit) = &g.blocktorch_benchmark_commit {
-            self.check(is_id(commit), "governor.blocktorch_benchmark_commit", || {
-                format!(
-                    "{} is not an id (1..=128 characters from A-Z a-z 0-9 . _ : -)",
-                    show(commit)
-                )
-            })?;
+            self.check(
+                is_id(commit),
+                "governor.blocktorch_benchmark_commit",
+                || {
+                    format!(
+                        "{} is not an id (1..=128 characters from A-Z a-z 0-9 . _ : -)",
+                        show(commit)
+                    )
+                },
+            )?;
         }
         Ok(())
     }
@@ -168,8 +195,14 @@ impl Validator<'_> {
             ),
             (
                 ("baseline_tx_volume_micro", e.baseline_tx_volume_micro),
-                ("baseline_tx_volume_min_micro", e.baseline_tx_volume_min_micro),
-                ("baseline_tx_volume_max_micro", e.baseline_tx_volume_max_micro),
+                (
+                    "baseline_tx_volume_min_micro",
+                    e.baseline_tx_volume_min_micro,
+                ),
+                (
+                    "baseline_tx_volume_max_micro",
+                    e.baseline_tx_volume_max_micro,
+                ),
             ),
             (
                 ("baseline_miners_milli", e.baseline_miners_milli),

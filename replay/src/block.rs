@@ -96,10 +96,13 @@ pub fn decode_block(line: &[u8], ctx: &ReceiptContext<'_>) -> Result<Block, Bloc
     let coinbase_micro = uint(4)?;
     let tx_count = uint(5)?;
     let tx_volume_micro = uint(6)?;
-    let capacity = decode_capacity(field(7)?)
-        .map_err(|e| BlockError::Field(e.under("capacity")))?;
+    let capacity =
+        decode_capacity(field(7)?).map_err(|e| BlockError::Field(e.under("capacity")))?;
     let Json::Arr(receipts) = field(8)? else {
-        return Err(BlockError::Field(FieldError::new("receipts", "not an array")));
+        return Err(BlockError::Field(FieldError::new(
+            "receipts",
+            "not an array",
+        )));
     };
     let receipts = receipts
         .iter()

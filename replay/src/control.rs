@@ -88,7 +88,10 @@ pub fn close(state: &mut ControlState, inp: &ControlInputs, cfg: &EconomicsConfi
         n => with_data.iter().map(|&u| u128::from(u)).sum::<u128>() / n as u128,
     };
     let activity = clamp(
-        (r_tx * r_vol).isqrt() * (PPM + avg_util) / PPM,
+        r_tx.saturating_mul(r_vol)
+            .isqrt()
+            .saturating_mul(PPM + avg_util)
+            / PPM,
         cfg.activity_min_ppm,
         cfg.activity_max_ppm,
     );
@@ -103,10 +106,11 @@ pub fn close(state: &mut ControlState, inp: &ControlInputs, cfg: &EconomicsConfi
     let max_supply = u128::from(cfg.max_supply_micro.max(1));
     let remaining = max_supply - u128::from(inp.emitted_micro).min(max_supply);
     let decay = remaining * remaining * PPM / (max_supply * max_supply);
+    // Saturating: with default knobs the product is far below u128::MAX, but knobs are operator input.
     let reward = (u128::from(cfg.base_reward_micro)
-        * u128::from(activity)
-        * u128::from(decent)
-        * decay
+        .saturating_mul(u128::from(activity))
+        .saturating_mul(u128::from(decent))
+        .saturating_mul(decay)
         / 1_000_000_000_000_000_000)
         .min(remaining);
     // reward ≤ remaining ≤ max_supply ≤ MAX_SAFE (validated), so it fits.

@@ -185,7 +185,10 @@ impl EpochAcc {
             });
             let provider_margin_ppm = (revenue > 0).then(|| {
                 let diff = i128::from(revenue) - i128::from(cost);
-                sat.i(&p("provider_margin_ppm"), diff * 1_000_000 / i128::from(revenue))
+                sat.i(
+                    &p("provider_margin_ppm"),
+                    diff * 1_000_000 / i128::from(revenue),
+                )
             });
             MarketStats {
                 settlements: m.settlements,

@@ -68,7 +68,10 @@ pub struct Obj {
 impl Obj {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.entries.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`receipt`]: receipt decoding, the stateless checks of §2.2 and the signed message.
 //! - [`block`]: block decoding.
 //! - [`reader`]: resumable reading of complete lines from a chain directory.
+//! - [`feed`]: the read-and-apply loop shared by every caller.
 //! - [`replayer`]: the incremental [`Replayer`] and its checkpointable state.
 //! - [`control`]: the economics control law (§4).
 //! - [`snapshot`]: the snapshot shape and its hash.
@@ -23,6 +24,7 @@ pub mod block;
 pub mod control;
 pub mod decode;
 mod epoch;
+pub mod feed;
 pub mod json;
 pub mod providers;
 pub mod reader;

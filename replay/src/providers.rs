@@ -141,7 +141,10 @@ fn parse_key(value: &Json) -> Result<ProviderKey, FieldError> {
         Some(v) => Some(decode::uint(v, "until_height")?),
     };
     if until_height.is_some_and(|u| u <= from_height) {
-        return Err(FieldError::new("until_height", "until_height <= from_height"));
+        return Err(FieldError::new(
+            "until_height",
+            "until_height <= from_height",
+        ));
     }
     Ok(ProviderKey {
         key,
@@ -177,19 +180,28 @@ mod tests {
         let cases = [
             (file(""), "keys: empty key list"),
             (
-                file(&format!(r#"{{"public_key":"{KEY}","from_height":3,"until_height":3}}"#)),
+                file(&format!(
+                    r#"{{"public_key":"{KEY}","from_height":3,"until_height":3}}"#
+                )),
                 "until_height",
             ),
             (
-                file(&format!(r#"{{"public_key":"{small_order}","from_height":0}}"#)),
+                file(&format!(
+                    r#"{{"public_key":"{small_order}","from_height":0}}"#
+                )),
                 "small-order",
             ),
             (
-                file(&format!(r#"{{"public_key":"{}","from_height":0}}"#, &KEY[..62])),
+                file(&format!(
+                    r#"{{"public_key":"{}","from_height":0}}"#,
+                    &KEY[..62]
+                )),
                 "public_key: not 64 lowercase hex",
             ),
             (
-                file(&format!(r#"{{"public_key":"{KEY}","from_height":0,"x":1}}"#)),
+                file(&format!(
+                    r#"{{"public_key":"{KEY}","from_height":0,"x":1}}"#
+                )),
                 "unknown field x",
             ),
             (
@@ -200,7 +212,9 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            let err = Registry::from_json(text.as_bytes()).unwrap_err().to_string();
+            let err = Registry::from_json(text.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err} should contain {want}");
         }
     }

@@ -94,7 +94,10 @@ pub fn chain_files(dir: &Path) -> Result<Vec<String>, ReadError> {
         if name.starts_with('.') || !name.ends_with(".jsonl") {
             continue;
         }
-        let is_file = entry.file_type().map_err(|e| err(&entry.path(), e))?.is_file();
+        let is_file = entry
+            .file_type()
+            .map_err(|e| err(&entry.path(), e))?
+            .is_file();
         if is_file {
             names.push(name);
         }
@@ -112,6 +115,13 @@ impl ChainReader {
             file: None,
             carry: Vec::new(),
         }
+    }
+
+    /// Moves back (or forward) to `pos`, dropping any buffered partial line.
+    pub fn rewind(&mut self, pos: Position) {
+        self.pos = pos;
+        self.file = None;
+        self.carry.clear();
     }
 
     /// The position after the last line handed out.
@@ -138,7 +148,10 @@ impl ChainReader {
             }
             // End of this file for now: move on only if a later file exists.
             let files = chain_files(&self.dir)?;
-            let Some(next) = files.iter().find(|f| f.as_bytes() > self.pos.file.as_bytes()) else {
+            let Some(next) = files
+                .iter()
+                .find(|f| f.as_bytes() > self.pos.file.as_bytes())
+            else {
                 return Ok(batch);
             };
             // Re-read once more: the writer may have finished the file before starting the next.

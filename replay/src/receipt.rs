@@ -241,7 +241,11 @@ pub fn decode_receipt(value: &Json, height: u64, ctx: &ReceiptContext<'_>) -> De
         Some(_) => return reject(Reason::Schema, "market: not a string"),
     };
     let parsed = match &**market {
-        "storage" => signed(obj, Market::Storage, &["contract_id", "bytes", "escrow_micro"]),
+        "storage" => signed(
+            obj,
+            Market::Storage,
+            &["contract_id", "bytes", "escrow_micro"],
+        ),
         "compute" => signed(
             obj,
             Market::Compute,

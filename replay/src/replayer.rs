@@ -126,8 +126,8 @@ pub struct Replayer {
 /// What [`Replayer::push_lines`] did.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Epochs closed by the batch, in order.
-    pub closed: Vec<ClosedEpoch>,
+    /// Epochs closed by the batch, in order, each with the index of the line that closed it.
+    pub closed: Vec<(usize, ClosedEpoch)>,
     /// How many lines were applied (all of them unless `error` is set).
     pub applied: usize,
     /// The first bad line's index in the batch and its error; nothing after it was applied.
@@ -227,16 +227,14 @@ impl Replayer {
     /// Decodes `lines` on all cores, then applies them in order; stops at the first bad line.
     pub fn push_lines<L: AsRef<[u8]> + Sync>(&mut self, lines: &[L]) -> BatchOutcome {
         let this = &*self;
-        let decoded: Vec<Result<Block, BlockError>> = lines
-            .par_iter()
-            .map(|l| this.decode(l.as_ref()))
-            .collect();
+        let decoded: Vec<Result<Block, BlockError>> =
+            lines.par_iter().map(|l| this.decode(l.as_ref())).collect();
         let mut out = BatchOutcome::default();
         for (i, block) in decoded.into_iter().enumerate() {
             match block.and_then(|b| self.push(&b)) {
                 Ok(closed) => {
                     out.applied += 1;
-                    out.closed.extend(closed);
+                    out.closed.extend(closed.map(|c| (i, c)));
                 }
                 Err(e) => {
                     out.error = Some((i, e));
@@ -264,20 +262,16 @@ impl Replayer {
                 });
             }
         }
-        let spacing = self
-            .state
-            .prev_timestamp_ms
-            .map(|p| block.timestamp_ms - p);
-        let acc = self
-            .state
-            .open
-            .get_or_insert_with(|| EpochAcc::open(block));
+        let spacing = self.state.prev_timestamp_ms.map(|p| block.timestamp_ms - p);
+        let acc = self.state.open.get_or_insert_with(|| EpochAcc::open(block));
         acc.add_block(block, spacing, self.cfg.economics.treasury_bps);
         self.verdicts.clear();
         for receipt in &block.receipts {
             let verdict = match receipt {
                 Decoded::Rejected { reason, .. } => Verdict::Reject(*reason),
-                Decoded::Slash { invalid: Some(_), .. } => Verdict::Reject(Reason::InvalidValues),
+                Decoded::Slash {
+                    invalid: Some(_), ..
+                } => Verdict::Reject(Reason::InvalidValues),
                 Decoded::Slash {
                     market,
                     amount_micro,

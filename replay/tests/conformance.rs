@@ -27,7 +27,8 @@ fn config(chain_id: &str) -> ReplayConfig {
 
 fn check(name: &str) {
     let dir = vectors(name);
-    let registry = Registry::from_json(&std::fs::read(dir.join("providers.json")).unwrap()).unwrap();
+    let registry =
+        Registry::from_json(&std::fs::read(dir.join("providers.json")).unwrap()).unwrap();
     let mut replayer = Replayer::new(config(&format!("vector-{name}")), Arc::new(registry));
     let mut reader = ChainReader::open(dir.join("chain"), Position::default());
     let expected_verdicts: Vec<serde_json::Value> =
@@ -61,7 +62,11 @@ fn check(name: &str) {
             }
         }
     }
-    assert_eq!(verdict_idx, expected_verdicts.len(), "{name}: every verdict seen");
+    assert_eq!(
+        verdict_idx,
+        expected_verdicts.len(),
+        "{name}: every verdict seen"
+    );
     let mut expected_files: Vec<_> = std::fs::read_dir(dir.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -72,7 +77,10 @@ fn check(name: &str) {
         let want = std::fs::read_to_string(path).unwrap();
         let got = String::from_utf8(epoch.canonical.clone()).unwrap();
         assert_eq!(got, want, "{name}: snapshot {}", path.display());
-        assert_eq!(epoch.hash, blake3::hash(want.as_bytes()).to_hex().to_string());
+        assert_eq!(
+            epoch.hash,
+            blake3::hash(want.as_bytes()).to_hex().to_string()
+        );
     }
 }
 

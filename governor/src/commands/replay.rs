@@ -1,0 +1,183 @@
+//! `tb-governor replay`: the offline one-shot replay.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tb_config::Config;
+use tb_replay::feed::{self, FeedError};
+use tb_replay::{ChainReader, ClosedEpoch, Position, Registry, ReplayConfig, Replayer};
+
+use crate::cli::{ChainArgs, ReplayArgs};
+use crate::fsutil::write_atomic;
+
+/// Bytes of complete lines read per step.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Everything a replay needs, resolved from config file, environment and flags.
+#[derive(Debug)]
+pub struct Inputs {
+    /// The full configuration after overrides.
+    pub config: Config,
+    /// Chain directory.
+    pub chain_dir: PathBuf,
+    /// Providers file path, for messages.
+    pub providers_path: PathBuf,
+    /// The parsed registry.
+    pub registry: Arc<Registry>,
+    /// blake3 of the providers file, part of `config_hash`.
+    pub providers_blake3: String,
+}
+
+impl Inputs {
+    /// Loads config (file + env), applies flag overrides, reads the providers file.
+    pub fn resolve(args: &ChainArgs) -> Result<Inputs> {
+        let mut config = Config::load_from_process_env(args.config.as_deref())?;
+        if let Some(id) = &args.chain_id {
+            config.governor.chain_id = id.clone();
+        }
+        if let Some(l) = args.epoch_blocks {
+            config.governor.epoch_blocks = l;
+        }
+        if let Some(p) = &args.providers {
+            config.chain.providers = p.clone();
+        }
+        if let Some(c) = &args.chain {
+            config.chain.dir = c.clone();
+        }
+        config.validate("command-line flags")?;
+        let providers_path = config.chain.providers.clone();
+        let bytes = std::fs::read(&providers_path)
+            .with_context(|| format!("reading providers file {}", providers_path.display()))?;
+        let registry = Registry::from_json(&bytes)
+            .with_context(|| format!("in {}", providers_path.display()))?;
+        Ok(Inputs {
+            chain_dir: config.chain.dir.clone(),
+            providers_blake3: blake3::hash(&bytes).to_hex().to_string(),
+            config,
+            providers_path,
+            registry: Arc::new(registry),
+        })
+    }
+
+    /// A replayer at genesis for these inputs.
+    pub fn replayer(&self, verify: bool) -> Replayer {
+        let mut cfg = ReplayConfig::from_config(&self.config);
+        cfg.verify = verify;
+        Replayer::new(cfg, self.registry.clone())
+    }
+}
+
+/// Replays the whole chain, calling `on_closed` for each closed epoch; returns the number of
+/// blocks applied. A progress bar is drawn on stderr when it is a terminal.
+pub fn replay_all(
+    chain_dir: &Path,
+    replayer: &mut Replayer,
+    mut on_closed: impl FnMut(&ClosedEpoch) -> Result<()>,
+) -> Result<u64> {
+    let mut reader = ChainReader::open(chain_dir, Position::default());
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} blocks replayed ({per_sec}) {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut blocks = 0u64;
+    loop {
+        let step = match feed::step(&mut reader, replayer, BATCH_BYTES) {
+            Ok(step) => step,
+            Err(FeedError::Block(e)) => {
+                bar.finish_and_clear();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "chain {} stops at a bad block (nothing after it was read)",
+                    chain_dir.display()
+                )));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("reading the chain")),
+        };
+        for (closed, _) in &step.closed {
+            bar.suspend(|| on_closed(closed))?;
+        }
+        if step.blocks == 0 {
+            break;
+        }
+        blocks += step.blocks as u64;
+        bar.set_position(blocks);
+    }
+    bar.finish_and_clear();
+    if reader.pending_bytes() > 0 {
+        eprintln!(
+            "note: {}:{}: unterminated last line ({} bytes) not read: a writer may be mid-line",
+            reader.position().file,
+            reader.position().line,
+            reader.pending_bytes()
+        );
+    }
+    Ok(blocks)
+}
+
+/// One human line per closed epoch: hash, accepted and rejected counts.
+pub fn epoch_line(c: &ClosedEpoch) -> String {
+    let s = &c.snapshot;
+    let a = &s.receipts.accepted;
+    let r = &s.receipts.rejected;
+    let accepted = a.storage + a.compute + a.energy + a.ad + a.slash;
+    let rejected = [
+        ("schema", r.schema),
+        ("below_min_payment", r.below_min_payment),
+        ("key_not_found", r.key_not_found),
+        ("bad_signature", r.bad_signature),
+        ("replayed_nonce", r.replayed_nonce),
+        ("invalid_values", r.invalid_values),
+    ];
+    let total: u64 = rejected.iter().map(|(_, n)| n).sum();
+    let detail: Vec<String> = rejected
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", detail.join(" "))
+    };
+    format!(
+        "epoch {:>6}  heights {}..={}  snapshot_hash={}  accepted={} rejected={}{}",
+        s.epoch, s.first_height, s.last_height, c.hash, accepted, total, detail
+    )
+}
+
+/// Runs `tb-governor replay`.
+pub fn run(args: &ReplayArgs) -> Result<()> {
+    let inputs = Inputs::resolve(&args.input)?;
+    let snapshots = args.out.join("snapshots");
+    std::fs::create_dir_all(&snapshots)
+        .with_context(|| format!("creating {}", snapshots.display()))?;
+    let mut replayer = inputs.replayer(!args.no_verify);
+    let mut epochs = 0u64;
+    let blocks = replay_all(&inputs.chain_dir, &mut replayer, |closed| {
+        let path = snapshots.join(format!("epoch-{:020}.json", closed.snapshot.epoch));
+        write_atomic(&path, &closed.canonical)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("{}", epoch_line(closed));
+        epochs += 1;
+        Ok(())
+    })?;
+    println!(
+        "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}",
+        snapshots.display()
+    );
+    if !args.no_verify && epochs == 0 && blocks == 0 {
+        eprintln!(
+            "hint: {} holds no complete block yet (files must be named *.jsonl)",
+            inputs.chain_dir.display()
+        );
+    }
+    Ok(())
+}

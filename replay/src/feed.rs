@@ -1,0 +1,77 @@
+//! Driving a [`Replayer`] from a [`ChainReader`]: the one loop the offline replay, the auditor
+//! and the daemon all share.
+
+use crate::block::BlockError;
+use crate::reader::{ChainReader, Position, ReadError};
+use crate::replayer::{ClosedEpoch, Replayer};
+
+/// A block error with the place it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {error}")]
+pub struct ChainError {
+    /// Chain file name.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong.
+    pub error: BlockError,
+}
+
+/// Why feeding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The chain directory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A line is not a valid next block; nothing after it was applied.
+    #[error(transparent)]
+    Block(#[from] ChainError),
+}
+
+/// What one [`step`] applied.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Lines (blocks) applied.
+    pub blocks: usize,
+    /// Epochs closed, each with the position just after its last block (where a checkpoint
+    /// taken right after it resumes).
+    pub closed: Vec<(ClosedEpoch, Position)>,
+}
+
+/// Reads up to about `max_bytes` of complete lines and applies them. A step that applies
+/// nothing means the chain has nothing new yet. On a block error the lines before it are applied
+/// and the reader is left at the bad line, so a later step retries it.
+pub fn step(
+    reader: &mut ChainReader,
+    replayer: &mut Replayer,
+    max_bytes: usize,
+) -> Result<Step, FeedError> {
+    let start = reader.position().clone();
+    let batch = reader.next_batch(max_bytes)?;
+    let lines: Vec<&[u8]> = (0..batch.lines.len()).map(|i| batch.line(i)).collect();
+    let outcome = replayer.push_lines(&lines);
+    let closed = outcome
+        .closed
+        .into_iter()
+        .map(|(i, c)| (c, batch.lines[i].next.clone()))
+        .collect();
+    let applied = Step {
+        blocks: outcome.applied,
+        closed,
+    };
+    let failure = match outcome.error {
+        Some((i, error)) => Some((batch.lines[i].file.clone(), batch.lines[i].line, error)),
+        None => batch
+            .unterminated
+            .map(|(file, line)| (file, line, BlockError::Unterminated)),
+    };
+    if let Some((file, line, error)) = failure {
+        let resume = match applied.blocks {
+            0 => start,
+            n => batch.lines[n - 1].next.clone(),
+        };
+        reader.rewind(resume);
+        return Err(ChainError { file, line, error }.into());
+    }
+    Ok(applied)
+}
