@@ -1,0 +1,4 @@
+//! Tests of the gate engine and the `tb-governor` library.
+
+mod conformance;
+mod support;

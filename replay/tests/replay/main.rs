@@ -1,0 +1,14 @@
+//! Integration tests of `tb-replay`: the §2.2 rejection reasons and their order, block errors,
+//! the chain reader, a committed golden chain, the determinism properties (threads, batches,
+//! checkpoints, chunking, signatures, hostile bytes) and the simulator scenarios of DESIGN §5.
+//!
+//! Everything shares one test binary; `common` holds the helpers and the small simulated chain
+//! that the property tests reuse.
+
+mod blocks;
+mod common;
+mod golden;
+mod properties;
+mod reader;
+mod reasons;
+mod scenarios;
