@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tb_config::Mode;
 use tb_replay::sim::Scenario;
 
 /// The Launch Governor: replays The Block's settlement receipts into deterministic economics
@@ -73,11 +74,25 @@ pub struct ReplayArgs {
     /// Chain, providers and config.
     #[command(flatten)]
     pub input: ChainArgs,
-    /// Output directory: receives snapshots/epoch-{e:020}.json.
+    /// Mode and journal.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output directory: receives snapshots/ and decisions/ (epoch-{e:020}.json each).
     #[arg(long)]
     pub out: PathBuf,
     /// Skip receipt signature checks (only for exports you already trust; everything else is
     /// checked as usual).
     #[arg(long)]
     pub no_verify: bool,
+}
+
+/// Engine inputs shared by `replay` and `audit`.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Mode before the journal's first event (a replay without a journal runs in this mode).
+    #[arg(long, default_value = "shadow")]
+    pub mode: Mode,
+    /// Operator journal (journal.jsonl); its events are consumed at their effective epochs.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
 }

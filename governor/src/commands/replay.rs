@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tb_config::Config;
+use tb_config::{Config, Mode};
 use tb_replay::feed::{self, FeedError};
 use tb_replay::{ChainReader, ClosedEpoch, Position, Registry, ReplayConfig, Replayer};
 
-use crate::cli::{ChainArgs, ReplayArgs};
+use crate::cli::{ChainArgs, EngineArgs, ReplayArgs};
+use crate::engine::journal::parse_journal;
+use crate::engine::{Engine, EngineConfig, JournalEvent};
 use crate::fsutil::write_atomic;
 
 /// Bytes of complete lines read per step.
@@ -60,6 +62,22 @@ impl Inputs {
             providers_path,
             registry: Arc::new(registry),
         })
+    }
+
+    /// `config_hash` of these inputs.
+    pub fn config_hash(&self) -> String {
+        self.config.config_hash(&self.providers_blake3)
+    }
+
+    /// An engine before the first close for these inputs, starting in `mode`.
+    pub fn engine(&self, mode: Mode) -> Engine {
+        let mut engine = Engine::new(EngineConfig {
+            gates: self.config.gates.clone(),
+            proof_verification_budget_ms: self.config.chain.proof_verification_budget_ms,
+            config_hash: self.config_hash(),
+        });
+        engine.set_initial_mode(mode);
+        engine
     }
 
     /// A replayer at genesis for these inputs.
@@ -153,27 +171,56 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
     )
 }
 
+/// Reads the journal named by `args`, if any.
+pub fn load_journal(args: &EngineArgs) -> Result<Vec<JournalEvent>> {
+    let Some(path) = &args.journal else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading journal {}", path.display()))?;
+    parse_journal(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// Runs `tb-governor replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = Inputs::resolve(&args.input)?;
+    let journal = load_journal(&args.engine)?;
     let snapshots = args.out.join("snapshots");
-    std::fs::create_dir_all(&snapshots)
-        .with_context(|| format!("creating {}", snapshots.display()))?;
+    let decisions = args.out.join("decisions");
+    for dir in [&snapshots, &decisions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut replayer = inputs.replayer(!args.no_verify);
+    let mut engine = inputs.engine(args.engine.mode);
     let mut epochs = 0u64;
     let blocks = replay_all(&inputs.chain_dir, &mut replayer, |closed| {
-        let path = snapshots.join(format!("epoch-{:020}.json", closed.snapshot.epoch));
+        let name = format!("epoch-{:020}.json", closed.snapshot.epoch);
+        let path = snapshots.join(&name);
         write_atomic(&path, &closed.canonical)
             .with_context(|| format!("writing {}", path.display()))?;
+        let decision = engine.close_epoch(closed, &journal);
+        let path = decisions.join(&name);
+        write_atomic(&path, &decision.bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("{}", epoch_line(closed));
+        for intent in &decision.decision.intents {
+            println!(
+                "         intent {} ({}, applies from epoch {}): {}",
+                intent.id,
+                intent.state.as_str(),
+                intent.epoch_apply,
+                intent.reason
+            );
+        }
         epochs += 1;
         Ok(())
     })?;
     println!(
-        "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}",
-        snapshots.display()
+        "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}",
+        snapshots.display(),
+        decisions.display()
     );
-    if !args.no_verify && epochs == 0 && blocks == 0 {
+    if epochs == 0 && blocks == 0 {
         eprintln!(
             "hint: {} holds no complete block yet (files must be named *.jsonl)",
             inputs.chain_dir.display()

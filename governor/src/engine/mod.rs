@@ -265,6 +265,12 @@ impl Engine {
         Engine { cfg, state }
     }
 
+    /// Sets the mode in force before the journal's first event (default shadow). Only
+    /// meaningful before the first close.
+    pub fn set_initial_mode(&mut self, mode: Mode) {
+        self.state.mode = mode;
+    }
+
     /// An engine resumed from a checkpoint.
     pub fn restore(cfg: EngineConfig, state: EngineState) -> Self {
         Engine { cfg, state }
