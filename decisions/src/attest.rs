@@ -1,0 +1,203 @@
+//! Attestation sidecars (§6): ed25519 over the DSSE pre-authentication encoding of the record.
+//!
+//! `epoch-{e:020}.json.sig` holds exactly `{schema, payload_type, payload_blake3, keyid,
+//! public_key, signature}` (JCS, all hex strings but the two names). The signed bytes are
+//! `"DSSEv1" SP len(type) SP type SP len(body) SP body`, so any standard ed25519 tool can check
+//! a sidecar given the record file.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+/// Schema tag of every sidecar.
+pub const ATTESTATION_SCHEMA: &str = "tb.governor.attestation.v1";
+/// DSSE payload type of a decision record.
+pub const PAYLOAD_TYPE: &str = "application/vnd.tb.governor-decision.v1+json";
+
+/// The DSSE v1 pre-authentication encoding of `body` with `payload_type`.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    out.extend_from_slice(
+        format!(
+            "DSSEv1 {} {} {} ",
+            payload_type.len(),
+            payload_type,
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+    out
+}
+
+/// `keyid` = the first 16 bytes of blake3(public key), hex.
+pub fn keyid(public_key: &[u8; 32]) -> String {
+    hex::encode(&blake3::hash(public_key).as_bytes()[..16])
+}
+
+/// A sidecar, exactly the six fields of §6.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attestation {
+    /// Always [`ATTESTATION_SCHEMA`].
+    pub schema: String,
+    /// Always [`PAYLOAD_TYPE`].
+    pub payload_type: String,
+    /// blake3 of the record file, hex.
+    pub payload_blake3: String,
+    /// A hint naming the key: first 16 bytes of blake3(public_key), hex.
+    pub keyid: String,
+    /// The signer's ed25519 public key, hex.
+    pub public_key: String,
+    /// ed25519 signature over the PAE, hex.
+    pub signature: String,
+}
+
+impl Attestation {
+    /// The canonical (JCS) sidecar bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A signing key could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key material is not 64 hex characters (the value itself is never shown).
+    #[error("{origin}: not a 32-byte ed25519 seed in hex (64 hex characters)")]
+    Malformed {
+        /// Where it came from (variable name or file path).
+        origin: String,
+    },
+    /// The key file can be read by group or others.
+    #[error(
+        "{path}: key file mode is {mode:o}; it must not be readable by group or others \
+         (run: chmod 600 {path})"
+    )]
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// An ed25519 signing key. Its `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signer(keyid {})", self.keyid())
+    }
+}
+
+impl Signer {
+    /// From a 32-byte seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Signer {
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// From a hex seed (e.g. `TB_NODE_KEY_HEX`); `origin` names the source in errors.
+    pub fn from_seed_hex(text: &str, origin: &str) -> Result<Self, KeyError> {
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyError::Malformed {
+            origin: origin.to_owned(),
+        })?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// From a key file holding the hex seed; refused unless only its owner can read it.
+    pub fn from_key_file(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions {
+                    path: path.to_owned(),
+                    mode,
+                });
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = meta;
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::from_seed_hex(&text, &path.display().to_string())
+    }
+
+    /// Creates a key file (mode 0600, never replacing an existing file) with a fresh random
+    /// seed from the operating system.
+    pub fn generate_key_file(path: &Path) -> Result<Self, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut seed = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+            .map_err(io)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        writeln!(file, "{}", hex::encode(seed))
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        Ok(Self::from_seed(seed))
+    }
+
+    /// The public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The public key, hex.
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// The key's id.
+    pub fn keyid(&self) -> String {
+        keyid(self.key.verifying_key().as_bytes())
+    }
+
+    /// Plain ed25519 (RFC 8032) signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
+    /// Signs `body` (a record file's bytes) into a sidecar.
+    pub fn attest(&self, body: &[u8]) -> Attestation {
+        let signature = self.sign(&pae(PAYLOAD_TYPE, body));
+        Attestation {
+            schema: ATTESTATION_SCHEMA.to_owned(),
+            payload_type: PAYLOAD_TYPE.to_owned(),
+            payload_blake3: crate::hash_hex(body),
+            keyid: self.keyid(),
+            public_key: self.public_key_hex(),
+            signature: hex::encode(signature),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Atomic, durable, idempotent record writes.
+//!
+//! A record is written to a temp file in the same directory, fsynced, linked into place only if
+//! no file of that name exists (never overwriting), and the directory is fsynced. Writing a
+//! record that already exists is a no-op when the bytes are equal and a divergence error when
+//! they are not: something changed the inputs, and an operator must look.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::diff::first_difference;
+use crate::{parse_record_name, record_name, sidecar_name};
+
+/// A record directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O error on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// File or directory involved.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A different record already exists for this epoch.
+    #[error(
+        "{kind} divergence at epoch {epoch}: {path} already exists with different content \
+         (first differing field: {field}); the inputs changed since it was written"
+    )]
+    Divergence {
+        /// What kind of record (`decision`, `snapshot`).
+        kind: &'static str,
+        /// The epoch.
+        epoch: u64,
+        /// The existing file.
+        path: PathBuf,
+        /// Dotted path of the first differing field.
+        field: String,
+    },
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The file did not exist and now does.
+    Written,
+    /// The file existed with exactly these bytes.
+    Unchanged,
+}
+
+/// The steps of a write, for fault injection in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The temp file holds every byte.
+    Written,
+    /// The temp file is fsynced.
+    Synced,
+    /// The record is in place under its final name.
+    Renamed,
+    /// The directory entry is fsynced.
+    DirSynced,
+}
+
+/// A directory of per-epoch records.
+#[derive(Debug, Clone)]
+pub struct RecordStore {
+    dir: PathBuf,
+    kind: &'static str,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl RecordStore {
+    /// Opens (creating if needed) a record directory; `kind` names the records in errors.
+    pub fn open(dir: impl Into<PathBuf>, kind: &'static str) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        Ok(RecordStore { dir, kind })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the record of `epoch`.
+    pub fn path(&self, epoch: u64) -> PathBuf {
+        self.dir.join(record_name(epoch))
+    }
+
+    /// Path of the sidecar of `epoch`.
+    pub fn sidecar_path(&self, epoch: u64) -> PathBuf {
+        self.dir.join(sidecar_name(epoch))
+    }
+
+    /// Writes the record of `epoch` (see the module doc).
+    pub fn write(&self, epoch: u64, bytes: &[u8]) -> Result<WriteOutcome, StoreError> {
+        self.write_with(epoch, bytes, &mut |_| Ok(()))
+    }
+
+    /// [`RecordStore::write`] with `hook` called after each [`Step`]; an error from the hook
+    /// aborts the write there, as a crash would.
+    pub fn write_with(
+        &self,
+        epoch: u64,
+        bytes: &[u8],
+        hook: &mut dyn FnMut(Step) -> io::Result<()>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let path = self.path(epoch);
+        if let Some(outcome) = self.compare_existing(epoch, &path, bytes)? {
+            self.sync_dir()?;
+            return Ok(outcome);
+        }
+        match write_new(&self.dir, &path, bytes, hook) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                // Someone else wrote it between our check and our link: compare again.
+                self.compare_existing(epoch, &path, bytes)?
+                    .ok_or_else(|| io_err(&path)(source))
+            }
+            other => other,
+        }
+    }
+
+    /// Writes a sidecar for `epoch` unless one exists (an existing sidecar is never replaced).
+    pub fn write_sidecar(&self, epoch: u64, bytes: &[u8]) -> Result<WriteOutcome, StoreError> {
+        let path = self.sidecar_path(epoch);
+        if path.exists() {
+            return Ok(WriteOutcome::Unchanged);
+        }
+        match write_new(&self.dir, &path, bytes, &mut |_| Ok(())) {
+            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                Ok(WriteOutcome::Unchanged)
+            }
+            other => other,
+        }
+    }
+
+    fn compare_existing(
+        &self,
+        epoch: u64,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Option<WriteOutcome>, StoreError> {
+        match std::fs::read(path) {
+            Ok(existing) if existing == bytes => Ok(Some(WriteOutcome::Unchanged)),
+            Ok(existing) => Err(StoreError::Divergence {
+                kind: self.kind,
+                epoch,
+                path: path.to_owned(),
+                field: first_difference(&existing, bytes).unwrap_or_else(|| "(bytes)".to_owned()),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(path)(e)),
+        }
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&self.dir))
+    }
+
+    /// Reads the record of `epoch`, if present.
+    pub fn read(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        read_optional(&self.path(epoch))
+    }
+
+    /// Reads the sidecar of `epoch`, if present.
+    pub fn read_sidecar(&self, epoch: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        read_optional(&self.sidecar_path(epoch))
+    }
+
+    /// The epochs that have a record, ascending.
+    pub fn epochs(&self) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            if let Some(e) = entry.file_name().to_str().and_then(parse_record_name) {
+                out.push(e);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Temp file (a dotfile, so listings skip it), write, fsync, link into place without
+/// replacing anything, fsync the directory.
+fn write_new(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    hook: &mut dyn FnMut(Step) -> io::Result<()>,
+) -> Result<WriteOutcome, StoreError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    let tmp_path = tmp.path().to_owned();
+    let e = io_err(&tmp_path);
+    tmp.write_all(bytes)
+        .and_then(|()| hook(Step::Written))
+        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| hook(Step::Synced))
+        .map_err(e)?;
+    tmp.persist_noclobber(path)
+        .map_err(|err| io_err(path)(err.error))?;
+    hook(Step::Renamed).map_err(io_err(path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .and_then(|()| hook(Step::DirSynced))
+        .map_err(io_err(dir))?;
+    Ok(WriteOutcome::Written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, RecordStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::open(dir.path().join("decisions"), "decision").unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn same_bytes_are_a_no_op_and_different_bytes_diverge() {
+        let (_d, s) = store();
+        assert_eq!(s.write(3, br#"{"a":1}"#).unwrap(), WriteOutcome::Written);
+        assert_eq!(s.write(3, br#"{"a":1}"#).unwrap(), WriteOutcome::Unchanged);
+        let err = s.write(3, br#"{"a":2}"#).unwrap_err().to_string();
+        assert!(err.contains("decision divergence at epoch 3"), "{err}");
+        assert!(err.contains("first differing field: a"), "{err}");
+        assert_eq!(s.read(3).unwrap().unwrap(), br#"{"a":1}"#);
+        assert_eq!(s.epochs().unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn an_interrupted_write_leaves_nothing_or_everything_and_a_rerun_completes() {
+        let bytes = br#"{"epoch":7,"x":"complete"}"#;
+        for fail_at in [Step::Written, Step::Synced, Step::Renamed, Step::DirSynced] {
+            let (_d, s) = store();
+            let err = s
+                .write_with(7, bytes, &mut |step| {
+                    if step == fail_at {
+                        Err(io::Error::other("injected crash"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("injected crash"),
+                "{fail_at:?}: {err}"
+            );
+            match s.read(7).unwrap() {
+                None => assert!(
+                    matches!(fail_at, Step::Written | Step::Synced),
+                    "{fail_at:?}"
+                ),
+                Some(b) => assert_eq!(b, bytes, "{fail_at:?}: partial file"),
+            }
+            // No stray record names; temp files are dotfiles the listing skips.
+            assert!(s.epochs().unwrap().len() <= 1);
+            let again = s.write(7, bytes).unwrap();
+            assert_eq!(s.read(7).unwrap().unwrap(), bytes, "{fail_at:?}");
+            let expected = if matches!(fail_at, Step::Written | Step::Synced) {
+                WriteOutcome::Written
+            } else {
+                WriteOutcome::Unchanged
+            };
+            assert_eq!(again, expected, "{fail_at:?}");
+        }
+    }
+
+    #[test]
+    fn sidecars_are_never_replaced() {
+        let (_d, s) = store();
+        assert_eq!(s.write_sidecar(0, b"first").unwrap(), WriteOutcome::Written);
+        assert_eq!(
+            s.write_sidecar(0, b"second").unwrap(),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(s.read_sidecar(0).unwrap().unwrap(), b"first");
+    }
+}
