@@ -21,8 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// Write a deterministic simulated chain, its providers file and the provider keys.
     Simulate(SimulateArgs),
-    /// Replay a chain offline into snapshot files (one per closed epoch).
+    /// Replay a chain offline into snapshot and decision files (one each per closed epoch).
     Replay(ReplayArgs),
+    /// Create an attestation key file (mode 0600) and print its public key.
+    Keygen(KeygenArgs),
+}
+
+/// `tb-governor keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key file to create (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `tb-governor simulate`.
@@ -95,4 +105,61 @@ pub struct EngineArgs {
     /// Operator journal (journal.jsonl); its events are consumed at their effective epochs.
     #[arg(long)]
     pub journal: Option<PathBuf>,
+}
+
+/// `tb-cli`: the operator's and auditor's client of the Launch Governor.
+#[derive(Debug, Parser)]
+#[command(name = "tb-cli", version, propagate_version = true)]
+pub struct TbCli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TbCliCommand,
+}
+
+/// `tb-cli` command groups.
+#[derive(Debug, Subcommand)]
+pub enum TbCliCommand {
+    /// The Launch Governor.
+    #[command(subcommand)]
+    Governor(GovernorCommand),
+}
+
+/// `tb-cli governor …`.
+#[derive(Debug, Subcommand)]
+pub enum GovernorCommand {
+    /// Check every decision file's hash, attestation (against trusted keys) and chain link.
+    Verify(VerifyArgs),
+    /// Replay the chain offline and compare every decision file byte for byte.
+    Audit(AuditArgs),
+}
+
+/// `tb-cli governor verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Directory of decision files and their .sig sidecars.
+    #[arg(long)]
+    pub decisions: PathBuf,
+    /// A trusted ed25519 public key (64 hex); repeat for several.
+    #[arg(long = "trusted-key", required = true)]
+    pub trusted_keys: Vec<String>,
+    /// Print JSON only.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tb-cli governor audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Chain, providers and config: the same flags as `tb-governor replay`.
+    #[command(flatten)]
+    pub input: ChainArgs,
+    /// Mode and journal: the same flags as `tb-governor replay`.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Directory of the decision files to audit.
+    #[arg(long)]
+    pub decisions: PathBuf,
+    /// Print JSON only.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -11,15 +11,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Replay(args) => commands::replay::run(args),
+        Command::Keygen(args) => commands::keygen::run(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    tb_governor::exit(result.map(|()| true))
 }

@@ -1,144 +1,12 @@
 //! `tb-governor replay`: the offline one-shot replay.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use tb_config::{Config, Mode};
-use tb_replay::feed::{self, FeedError};
-use tb_replay::{ChainReader, ClosedEpoch, Position, Registry, ReplayConfig, Replayer};
+use tb_decisions::{RecordStore, Signer};
+use tb_replay::ClosedEpoch;
 
-use crate::cli::{ChainArgs, EngineArgs, ReplayArgs};
-use crate::engine::journal::parse_journal;
-use crate::engine::{Engine, EngineConfig, JournalEvent};
-use crate::fsutil::write_atomic;
-
-/// Bytes of complete lines read per step.
-const BATCH_BYTES: usize = 4 << 20;
-
-/// Everything a replay needs, resolved from config file, environment and flags.
-#[derive(Debug)]
-pub struct Inputs {
-    /// The full configuration after overrides.
-    pub config: Config,
-    /// Chain directory.
-    pub chain_dir: PathBuf,
-    /// Providers file path, for messages.
-    pub providers_path: PathBuf,
-    /// The parsed registry.
-    pub registry: Arc<Registry>,
-    /// blake3 of the providers file, part of `config_hash`.
-    pub providers_blake3: String,
-}
-
-impl Inputs {
-    /// Loads config (file + env), applies flag overrides, reads the providers file.
-    pub fn resolve(args: &ChainArgs) -> Result<Inputs> {
-        let mut config = Config::load_from_process_env(args.config.as_deref())?;
-        if let Some(id) = &args.chain_id {
-            config.governor.chain_id = id.clone();
-        }
-        if let Some(l) = args.epoch_blocks {
-            config.governor.epoch_blocks = l;
-        }
-        if let Some(p) = &args.providers {
-            config.chain.providers = p.clone();
-        }
-        if let Some(c) = &args.chain {
-            config.chain.dir = c.clone();
-        }
-        config.validate("command-line flags")?;
-        let providers_path = config.chain.providers.clone();
-        let bytes = std::fs::read(&providers_path)
-            .with_context(|| format!("reading providers file {}", providers_path.display()))?;
-        let registry = Registry::from_json(&bytes)
-            .with_context(|| format!("in {}", providers_path.display()))?;
-        Ok(Inputs {
-            chain_dir: config.chain.dir.clone(),
-            providers_blake3: blake3::hash(&bytes).to_hex().to_string(),
-            config,
-            providers_path,
-            registry: Arc::new(registry),
-        })
-    }
-
-    /// `config_hash` of these inputs.
-    pub fn config_hash(&self) -> String {
-        self.config.config_hash(&self.providers_blake3)
-    }
-
-    /// An engine before the first close for these inputs, starting in `mode`.
-    pub fn engine(&self, mode: Mode) -> Engine {
-        let mut engine = Engine::new(EngineConfig {
-            gates: self.config.gates.clone(),
-            proof_verification_budget_ms: self.config.chain.proof_verification_budget_ms,
-            config_hash: self.config_hash(),
-        });
-        engine.set_initial_mode(mode);
-        engine
-    }
-
-    /// A replayer at genesis for these inputs.
-    pub fn replayer(&self, verify: bool) -> Replayer {
-        let mut cfg = ReplayConfig::from_config(&self.config);
-        cfg.verify = verify;
-        Replayer::new(cfg, self.registry.clone())
-    }
-}
-
-/// Replays the whole chain, calling `on_closed` for each closed epoch; returns the number of
-/// blocks applied. A progress bar is drawn on stderr when it is a terminal.
-pub fn replay_all(
-    chain_dir: &Path,
-    replayer: &mut Replayer,
-    mut on_closed: impl FnMut(&ClosedEpoch) -> Result<()>,
-) -> Result<u64> {
-    let mut reader = ChainReader::open(chain_dir, Position::default());
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} blocks replayed ({per_sec}) {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut blocks = 0u64;
-    loop {
-        let step = match feed::step(&mut reader, replayer, BATCH_BYTES) {
-            Ok(step) => step,
-            Err(FeedError::Block(e)) => {
-                bar.finish_and_clear();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "chain {} stops at a bad block (nothing after it was read)",
-                    chain_dir.display()
-                )));
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("reading the chain")),
-        };
-        for (closed, _) in &step.closed {
-            bar.suspend(|| on_closed(closed))?;
-        }
-        if step.blocks == 0 {
-            break;
-        }
-        blocks += step.blocks as u64;
-        bar.set_position(blocks);
-    }
-    bar.finish_and_clear();
-    if reader.pending_bytes() > 0 {
-        eprintln!(
-            "note: {}:{}: unterminated last line ({} bytes) not read: a writer may be mid-line",
-            reader.position().file,
-            reader.position().line,
-            reader.pending_bytes()
-        );
-    }
-    Ok(blocks)
-}
+use super::offline::{replay_decisions, Inputs};
+use crate::cli::ReplayArgs;
+use crate::signing::load_signer;
 
 /// One human line per closed epoch: hash, accepted and rejected counts.
 pub fn epoch_line(c: &ClosedEpoch) -> String {
@@ -171,54 +39,49 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
     )
 }
 
-/// Reads the journal named by `args`, if any.
-pub fn load_journal(args: &EngineArgs) -> Result<Vec<JournalEvent>> {
-    let Some(path) = &args.journal else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading journal {}", path.display()))?;
-    parse_journal(&text).with_context(|| format!("in {}", path.display()))
-}
-
 /// Runs `tb-governor replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = Inputs::resolve(&args.input)?;
-    let journal = load_journal(&args.engine)?;
-    let snapshots = args.out.join("snapshots");
-    let decisions = args.out.join("decisions");
-    for dir in [&snapshots, &decisions] {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut replayer = inputs.replayer(!args.no_verify);
-    let mut engine = inputs.engine(args.engine.mode);
+    let signer: Option<Signer> = load_signer(&inputs.config)?;
+    let snapshots = RecordStore::open(args.out.join("snapshots"), "snapshot")?;
+    let decisions = RecordStore::open(args.out.join("decisions"), "decision")?;
     let mut epochs = 0u64;
-    let blocks = replay_all(&inputs.chain_dir, &mut replayer, |closed| {
-        let name = format!("epoch-{:020}.json", closed.snapshot.epoch);
-        let path = snapshots.join(&name);
-        write_atomic(&path, &closed.canonical)
-            .with_context(|| format!("writing {}", path.display()))?;
-        let decision = engine.close_epoch(closed, &journal);
-        let path = decisions.join(&name);
-        write_atomic(&path, &decision.bytes)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("{}", epoch_line(closed));
-        for intent in &decision.decision.intents {
-            println!(
-                "         intent {} ({}, applies from epoch {}): {}",
-                intent.id,
-                intent.state.as_str(),
-                intent.epoch_apply,
-                intent.reason
-            );
-        }
-        epochs += 1;
-        Ok(())
-    })?;
+    let blocks = replay_decisions(
+        &inputs,
+        &args.engine,
+        !args.no_verify,
+        |closed, decision| {
+            let epoch = closed.snapshot.epoch;
+            snapshots.write(epoch, &closed.canonical)?;
+            decisions.write(epoch, &decision.bytes)?;
+            if let Some(signer) = &signer {
+                let sidecar = signer.attest(&decision.bytes).to_bytes();
+                decisions
+                    .write_sidecar(epoch, &sidecar)
+                    .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
+            }
+            println!("{}", epoch_line(closed));
+            for intent in &decision.decision.intents {
+                println!(
+                    "         intent {} ({}, applies from epoch {}): {}",
+                    intent.id,
+                    intent.state.as_str(),
+                    intent.epoch_apply,
+                    intent.reason
+                );
+            }
+            epochs += 1;
+            Ok(())
+        },
+    )?;
     println!(
-        "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}",
-        snapshots.display(),
-        decisions.display()
+        "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}{}",
+        snapshots.dir().display(),
+        decisions.dir().display(),
+        match &signer {
+            Some(s) => format!(" (signed, keyid {})", s.keyid()),
+            None => " (unsigned: signing is off)".to_owned(),
+        }
     );
     if epochs == 0 && blocks == 0 {
         eprintln!(

@@ -1,4 +1,6 @@
 //! Tests of the gate engine and the `tb-governor` library.
 
 mod conformance;
+mod gates;
+mod scenarios;
 mod support;
