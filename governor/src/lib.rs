@@ -4,6 +4,7 @@
 //!
 //! - [`cli`]: the `tb-governor` command line, declared once so docs and tests can parse it.
 //! - [`engine`]: the pure gate engine: gates, streaks, intents, journal, params, decisions.
+//! - [`rpc`]: the JSON-RPC API trait (server and client) and its result types.
 //! - [`commands`]: one module per subcommand; with [`signing`] the only place here that touches
 //!   files and the terminal.
 //! - [`signing`]: the node's attestation key from the configuration.
@@ -11,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod rpc;
 pub mod signing;
 
 /// Turns a command's result into the process exit code: `Ok(true)` succeeds, `Ok(false)` is a

@@ -3,4 +3,5 @@
 mod conformance;
 mod gates;
 mod scenarios;
+mod streaks;
 mod support;

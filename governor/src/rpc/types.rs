@@ -1,0 +1,194 @@
+//! Result types of the RPC methods, shared by the daemon and `tb-cli`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tb_config::Mode;
+use tb_replay::Snapshot;
+
+use crate::engine::{Gate, GateStatus, Intent, Params};
+
+/// `governor.status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// False when paused (`TB_GOVERNOR_ENABLED=0` or `set_mode paused`).
+    pub enabled: bool,
+    /// The mode the journal currently asks for (in force from `mode_effective_epoch`).
+    pub mode: Mode,
+    /// Epoch from which `mode` applies.
+    pub mode_effective_epoch: u64,
+    /// Replay/gate logic version.
+    pub rules_version: u64,
+    /// Hash of the decision-relevant configuration.
+    pub config_hash: String,
+    /// Height of the last ingested block; null before the first.
+    pub tip_height: Option<u64>,
+    /// Last closed epoch; null before the first.
+    pub last_closed_epoch: Option<u64>,
+    /// Where ingestion stands, and why it is stalled if it is.
+    pub ingest: Ingest,
+    /// Every gate, in gate order.
+    pub gates: Vec<GateRow>,
+    /// Intents waiting for their epoch.
+    pub pending_intents: Vec<Intent>,
+    /// Hash of the last snapshot.
+    pub last_economics_snapshot_hash: Option<String>,
+    /// Headline figures of the last closed epoch.
+    pub economics: Option<EconomicsSample>,
+    /// Per-market utilization and margin of the last closed epoch, ppm (null = no data).
+    pub telemetry_gauges_ppm: BTreeMap<String, Option<i64>>,
+    /// Runtime params in force.
+    pub params: Params,
+    /// What the params would be if every activation had been applied.
+    pub shadow_params: Params,
+    /// The last decision and its attestation.
+    pub release_provenance: Option<ReleaseProvenance>,
+    /// Receipt verdict counters since genesis, with hints.
+    pub receipt_health: ReceiptHealth,
+    /// Compute proof (BlockTorch) timeline of the last closed epoch.
+    pub blocktorch: Blocktorch,
+    /// The last configuration reload's problem, if it was refused.
+    pub config_reload_error: Option<String>,
+}
+
+/// Ingestion progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ingest {
+    /// Chain file being read.
+    pub file: String,
+    /// Next line to read in it.
+    pub line: u64,
+    /// Why ingestion stopped (file:line: field: problem), or null while it flows.
+    pub stall: Option<String>,
+}
+
+/// One gate in `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRow {
+    /// The gate.
+    pub name: Gate,
+    /// Entered or not.
+    pub state: GateStatus,
+    /// Consecutive ok epochs while inactive.
+    pub enter_streak: u64,
+    /// Consecutive bad epochs while active.
+    pub exit_streak: u64,
+    /// Knob.
+    pub enter_streak_required: u64,
+    /// Knob.
+    pub exit_streak_required: u64,
+    /// The last close's explanation.
+    pub reason: String,
+}
+
+/// Headline economics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)] // snapshot field names
+pub struct EconomicsSample {
+    pub epoch: u64,
+    pub tx_count: u64,
+    pub tx_volume_micro: u64,
+    pub treasury_inflow_micro: u64,
+    pub unique_miners: u64,
+    pub block_reward_per_block_micro: u64,
+    pub reward_volatility_bps: u64,
+    pub subsidy_share_bps: BTreeMap<String, i64>,
+}
+
+/// The last decision, as an auditor would check it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseProvenance {
+    /// Its epoch.
+    pub epoch: u64,
+    /// blake3 of the decision file.
+    pub decision_hash: String,
+    /// Its snapshot's hash.
+    pub snapshot_hash: String,
+    /// keyid of the sidecar, null when signing is off.
+    pub attestation: Option<String>,
+    /// The sidecar verified against this node's own key after writing.
+    pub verified: bool,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// Receipt verdicts since genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptHealth {
+    /// Accepted receipts per market and slash.
+    pub accepted: BTreeMap<String, u64>,
+    /// Rejected receipts per reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Suggestions when a counter looks wrong.
+    pub hints: Vec<String>,
+}
+
+/// Compute proof telemetry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocktorch {
+    /// Kernel variant digest (chain, else `TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST`).
+    pub kernel_digest: Option<String>,
+    /// Benchmark commit (chain, else `TB_BLOCKTORCH_BENCHMARK_COMMIT`).
+    pub benchmark_commit: Option<String>,
+    /// p95 proof latency of the last closed epoch, ms.
+    pub proof_latency_p95_ms: Option<u64>,
+    /// Proof budget, ms.
+    pub budget_ms: u64,
+    /// blake3 of the epoch's proof records (the aggregator trace).
+    pub aggregator_trace: Option<String>,
+    /// `chain` when the values come from receipts, `env` for the fallbacks, `none`.
+    pub source: String,
+}
+
+/// `governor.intents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentsResult {
+    /// Newest first.
+    pub intents: Vec<Intent>,
+}
+
+/// One line of `governor.decisions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionSummary {
+    /// Epoch.
+    pub epoch: u64,
+    /// blake3 of the decision file.
+    pub decision_hash: String,
+    /// Its snapshot's hash.
+    pub snapshot_hash: String,
+    /// Mode of that close.
+    pub mode: Mode,
+    /// Ids of the intents created at that close.
+    pub intents: Vec<String>,
+    /// Whether a sidecar exists.
+    pub attested: bool,
+}
+
+/// `governor.decisions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionsResult {
+    /// Ascending by epoch.
+    pub decisions: Vec<DecisionSummary>,
+}
+
+/// `governor.snapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResult {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// blake3 of its JCS bytes.
+    pub snapshot_hash: String,
+    /// blake3 of the decision file that holds it.
+    pub decision_hash: String,
+    /// The sidecar, if any.
+    pub attestation: Option<tb_decisions::Attestation>,
+}
+
+/// What a journaled operator action got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalReceipt {
+    /// Its journal seq.
+    pub seq: u64,
+    /// The epoch at whose close it takes effect.
+    pub effective_epoch: u64,
+}
