@@ -86,7 +86,7 @@ pub fn decode_block(line: &[u8], ctx: &ReceiptContext<'_>) -> Result<Block, Bloc
     }
     let tree = json::parse(line)?;
     let obj = decode::object(&tree, "block").map_err(BlockError::Field)?;
-    let s = decode::slots(obj, &FIELDS).map_err(BlockError::Field)?;
+    let s: [_; 9] = decode::slots(obj, &FIELDS).map_err(BlockError::Field)?;
     let field = |i: usize| decode::required(s[i], FIELDS[i]).map_err(BlockError::Field);
     let uint = |i: usize| decode::uint(field(i)?, FIELDS[i]).map_err(BlockError::Field);
     let height = uint(0)?;
@@ -123,7 +123,7 @@ pub fn decode_block(line: &[u8], ctx: &ReceiptContext<'_>) -> Result<Block, Bloc
 
 fn decode_capacity(value: &Json) -> Result<[u64; 4], FieldError> {
     let obj = decode::object(value, "capacity")?;
-    let s = decode::slots(obj, &CAPACITY)?;
+    let s: [_; 4] = decode::slots(obj, &CAPACITY)?;
     let mut out = [0; 4];
     for (i, name) in CAPACITY.iter().enumerate() {
         out[i] = decode::uint(decode::required(s[i], name)?, name)?;

@@ -55,12 +55,14 @@ pub(crate) fn object<'a>(value: &'a Json, what: &str) -> Result<&'a Obj, FieldEr
     }
 }
 
-/// Sorts an object's entries into the slots of `names` (one slot per allowed field).
-/// Unknown fields are an error; `null` counts as present so typed reads reject it.
+/// Sorts an object's entries into the slots of `names` (slot `i` for `names[i]`; slots past
+/// `names.len()` stay empty). Unknown fields are an error; `null` counts as present so typed
+/// reads reject it.
 pub(crate) fn slots<'a, const N: usize>(
     obj: &'a Obj,
-    names: &[&str; N],
+    names: &[&str],
 ) -> Result<[Option<&'a Json>; N], FieldError> {
+    debug_assert!(names.len() <= N);
     let mut out = [None; N];
     for (key, value) in &obj.entries {
         match names.iter().position(|n| *n == &**key) {

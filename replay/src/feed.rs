@@ -17,35 +17,26 @@ pub struct ChainError {
     pub error: BlockError,
 }
 
-/// Why feeding stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    /// The chain directory could not be read.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// A line is not a valid next block; nothing after it was applied.
-    #[error(transparent)]
-    Block(#[from] ChainError),
-}
-
 /// What one [`step`] applied.
 #[derive(Debug, Default)]
 pub struct Step {
     /// Lines (blocks) applied.
     pub blocks: usize,
-    /// Epochs closed, each with the position just after its last block (where a checkpoint
-    /// taken right after it resumes).
+    /// Epochs closed, each with the position just after its last block.
     pub closed: Vec<(ClosedEpoch, Position)>,
+    /// Set when a line is not a valid next block: the blocks before it were applied (and the
+    /// epochs they closed are in `closed`), nothing after it was, and the reader waits at it.
+    pub stall: Option<ChainError>,
 }
 
 /// Reads up to about `max_bytes` of complete lines and applies them. A step that applies
-/// nothing means the chain has nothing new yet. On a block error the lines before it are applied
-/// and the reader is left at the bad line, so a later step retries it.
+/// nothing (and has no stall) means the chain has nothing new yet. On a block error the lines
+/// before it are applied and the reader is left at the bad line, so a later step retries it.
 pub fn step(
     reader: &mut ChainReader,
     replayer: &mut Replayer,
     max_bytes: usize,
-) -> Result<Step, FeedError> {
+) -> Result<Step, ReadError> {
     let start = reader.position().clone();
     let batch = reader.next_batch(max_bytes)?;
     let lines: Vec<&[u8]> = (0..batch.lines.len()).map(|i| batch.line(i)).collect();
@@ -55,9 +46,10 @@ pub fn step(
         .into_iter()
         .map(|(i, c)| (c, batch.lines[i].next.clone()))
         .collect();
-    let applied = Step {
+    let mut applied = Step {
         blocks: outcome.applied,
         closed,
+        stall: None,
     };
     let failure = match outcome.error {
         Some((i, error)) => Some((batch.lines[i].file.clone(), batch.lines[i].line, error)),
@@ -71,7 +63,7 @@ pub fn step(
             n => batch.lines[n - 1].next.clone(),
         };
         reader.rewind(resume);
-        return Err(ChainError { file, line, error }.into());
+        applied.stall = Some(ChainError { file, line, error });
     }
     Ok(applied)
 }

@@ -107,8 +107,11 @@ impl<'de> DeserializeSeed<'de> for Seed {
 }
 
 impl Seed {
+    /// The seed for the elements of a container at this depth; refuses the container itself
+    /// when it lies deeper than [`MAX_DEPTH`], before any element is parsed (which bounds
+    /// recursion). Scalars do not count as nesting.
     fn child<E: de::Error>(self) -> Result<Seed, E> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth > MAX_DEPTH {
             return Err(E::custom(format!("nesting deeper than {MAX_DEPTH}")));
         }
         Ok(Seed {
@@ -186,6 +189,21 @@ fn has_duplicate(entries: &[(Box<str>, Json)]) -> bool {
     keys.windows(2).any(|w| w[0] == w[1])
 }
 
+impl serde::Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Uint(v) => s.serialize_u64(*v),
+            Json::OtherNumber(OtherNumber::Negative(v)) => s.serialize_i64(*v),
+            Json::OtherNumber(OtherNumber::Float(v)) => s.serialize_f64(*v),
+            Json::Str(v) => s.serialize_str(v),
+            Json::Arr(items) => s.collect_seq(items),
+            Json::Obj(o) => s.collect_map(o.entries.iter().map(|(k, v)| (k, v))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,20 +263,5 @@ mod tests {
             panic!()
         };
         assert!(o.duplicate_key);
-    }
-}
-
-impl serde::Serialize for Json {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Null => s.serialize_unit(),
-            Json::Bool(b) => s.serialize_bool(*b),
-            Json::Uint(v) => s.serialize_u64(*v),
-            Json::OtherNumber(OtherNumber::Negative(v)) => s.serialize_i64(*v),
-            Json::OtherNumber(OtherNumber::Float(v)) => s.serialize_f64(*v),
-            Json::Str(v) => s.serialize_str(v),
-            Json::Arr(items) => s.collect_seq(items),
-            Json::Obj(o) => s.collect_map(o.entries.iter().map(|(k, v)| (k, v))),
-        }
     }
 }

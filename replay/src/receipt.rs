@@ -318,12 +318,11 @@ fn signed<'a>(
     extra: &[&str],
 ) -> Result<(Head<'a>, Settlement), FieldError> {
     // One slot array sized for the largest market (6 common + 5 ad fields).
-    let mut names = [""; 11];
-    names[..6].copy_from_slice(&COMMON);
-    names[6..6 + extra.len()].copy_from_slice(extra);
-    let names_used = 6 + extra.len();
-    let s = decode::slots(obj, &names)?;
-    let s = &s[..names_used];
+    let mut all = [""; 11];
+    all[..6].copy_from_slice(&COMMON);
+    all[6..6 + extra.len()].copy_from_slice(extra);
+    let names = &all[..6 + extra.len()];
+    let s: [Option<&Json>; 11] = decode::slots(obj, names)?;
     let req = |i: usize| decode::required(s[i], names[i]);
     let uint = |i: usize| decode::uint(req(i)?, names[i]);
     let provider = decode::id(req(1)?, "provider")?;

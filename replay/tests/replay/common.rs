@@ -138,7 +138,7 @@ pub(crate) fn small_chain() -> &'static (SimChain, Reference) {
 }
 
 /// Feeds `replayer` from `dir` with [`feed::step`] until nothing new is read; returns the closed
-/// epochs. Panics on a feed error.
+/// epochs. Panics on a read error or a stall.
 pub(crate) fn feed_all(
     dir: &Path,
     start: Position,
@@ -149,6 +149,7 @@ pub(crate) fn feed_all(
     let mut closed = Vec::new();
     loop {
         let step = feed::step(&mut reader, replayer, max_bytes).unwrap();
+        assert_eq!(step.stall, None);
         if step.blocks == 0 {
             assert!(step.closed.is_empty());
             return closed;

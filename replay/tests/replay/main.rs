@@ -3,10 +3,14 @@
 //! checkpoints, chunking, signatures, hostile bytes) and the simulator scenarios of DESIGN §5.
 //!
 //! Everything shares one test binary; `common` holds the helpers and the small simulated chain
-//! that the property tests reuse.
+//! that the property tests reuse, `conformance` checks the independent implementation's vectors.
+
+// All of this crate is test code: helpers outside `#[test]` functions panic on failure too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod blocks;
 mod common;
+mod conformance;
 mod golden;
 mod properties;
 mod reader;

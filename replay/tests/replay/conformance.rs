@@ -1,5 +1,7 @@
 //! Conformance with the independent implementation's vectors (`tests/vectors/`, see its README):
 //! every snapshot byte for byte, and the verdict of every receipt.
+//!
+//! (Formerly the `conformance` test binary; folded into this one unchanged.)
 
 use std::path::PathBuf;
 use std::sync::Arc;
