@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tb_config::Mode;
+use tb_config::{Mode, Secret};
 use tb_replay::sim::Scenario;
+
+use crate::engine::{Gate, IntentState};
 
 /// The Launch Governor: replays The Block's settlement receipts into deterministic economics
 /// snapshots and judges the launch gates.
@@ -25,6 +27,16 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Create an attestation key file (mode 0600) and print its public key.
     Keygen(KeygenArgs),
+    /// Run the daemon: ingest the chain, decide every epoch, serve JSON-RPC and /metrics.
+    Run(RunArgs),
+}
+
+/// `tb-governor run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// governor.toml; TB_* environment variables apply on top.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `tb-governor keygen`.
@@ -131,6 +143,18 @@ pub enum GovernorCommand {
     Verify(VerifyArgs),
     /// Replay the chain offline and compare every decision file byte for byte.
     Audit(AuditArgs),
+    /// Show the running governor at a glance: mode, gates, intents, economics, provenance.
+    Status(StatusArgs),
+    /// List intents, newest first, filtered on the server.
+    Intents(IntentsArgs),
+    /// List decisions (one line each), ascending by epoch.
+    Decisions(DecisionsArgs),
+    /// Fetch one epoch's snapshot; with --out write its exact JCS bytes (what `b3sum` checks).
+    Snapshot(SnapshotArgs),
+    /// Journal a manual exit of a gate (needs the RPC token).
+    Exit(ExitArgs),
+    /// Journal a mode change: shadow, apply or paused (needs the RPC token).
+    Mode(ModeArgs),
 }
 
 /// `tb-cli governor verify`.
@@ -162,4 +186,156 @@ pub struct AuditArgs {
     /// Print JSON only.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Default `--rpc` endpoint (the daemon's default listen address).
+pub const DEFAULT_RPC_URL: &str = "http://127.0.0.1:7878";
+
+/// Environment variable consulted when `--rpc` is not given.
+pub const RPC_URL_ENV: &str = "TB_GOVERNOR_RPC_URL";
+
+/// Environment variable consulted when `--token` is not given.
+pub const RPC_TOKEN_ENV: &str = "TB_GOVERNOR_RPC_TOKEN";
+
+/// Flags shared by every `tb-cli governor` command that talks to the daemon.
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// JSON-RPC endpoint of `tb-governor run` [default: $TB_GOVERNOR_RPC_URL, else
+    /// http://127.0.0.1:7878].
+    #[arg(long = "rpc", value_name = "URL")]
+    pub rpc: Option<String>,
+    /// Print the method's JSON result only (pretty-printed), nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up on a request after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+}
+
+/// The bearer token of mutating commands.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// RPC bearer token [default: $TB_GOVERNOR_RPC_TOKEN]. Prefer the environment variable:
+    /// a flag is visible to other users in the process list. Never printed.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_secret)]
+    pub token: Option<Secret>,
+}
+
+fn parse_secret(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(text))
+}
+
+/// Parses an intent state from its snake_case name.
+pub fn parse_intent_state(text: &str) -> Result<IntentState, String> {
+    const ALL: [IntentState; 5] = [
+        IntentState::Pending,
+        IntentState::Applied,
+        IntentState::Shadowed,
+        IntentState::Superseded,
+        IntentState::Cancelled,
+    ];
+    ALL.into_iter()
+        .find(|state| state.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown intent state {text:?} (one of: {})", names.join(", "))
+        })
+}
+
+/// `tb-cli governor status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor intents`.
+#[derive(Debug, Args)]
+pub struct IntentsArgs {
+    /// Only this gate (economics, storage, compute, energy, ad, ad_contextual, ad_presence,
+    /// operational).
+    #[arg(long)]
+    pub gate: Option<Gate>,
+    /// Only this state (pending, applied, shadowed, superseded, cancelled).
+    #[arg(long, value_parser = parse_intent_state)]
+    pub state: Option<IntentState>,
+    /// At most this many intents [server default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Only intents created before this epoch (for paging back).
+    #[arg(long, value_name = "EPOCH")]
+    pub before_epoch: Option<u64>,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor decisions`.
+#[derive(Debug, Args)]
+pub struct DecisionsArgs {
+    /// First epoch to list [default: the newest --limit decisions].
+    #[arg(long, value_name = "EPOCH")]
+    pub from_epoch: Option<u64>,
+    /// At most this many decisions [server default: 20].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The closed epoch.
+    #[arg(long)]
+    pub epoch: u64,
+    /// Write the snapshot's exact JCS bytes here (blake3 of the file = snapshot_hash).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor exit`.
+#[derive(Debug, Args)]
+pub struct ExitArgs {
+    /// The gate to exit (economics, storage, compute, energy, ad, ad_contextual, ad_presence,
+    /// operational).
+    #[arg(long)]
+    pub gate: Gate,
+    /// Why, in words the journal keeps forever.
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (journaled).
+    #[arg(long)]
+    pub operator: String,
+    /// Bearer token.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor mode`.
+#[derive(Debug, Args)]
+pub struct ModeArgs {
+    /// The new mode: shadow, apply or paused.
+    pub mode: Mode,
+    /// Why, in words the journal keeps forever.
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (journaled).
+    #[arg(long)]
+    pub operator: String,
+    /// Bearer token.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
 }

@@ -7,10 +7,12 @@
 //! - [`rpc`]: the JSON-RPC API trait (server and client) and its result types.
 //! - [`commands`]: one module per subcommand; with [`signing`] the only place here that touches
 //!   files and the terminal.
+//! - [`daemon`]: `tb-governor run`: ingest, checkpoint, JSON-RPC, metrics, signals.
 //! - [`signing`]: the node's attestation key from the configuration.
 
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod engine;
 pub mod rpc;
 pub mod signing;

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
+        Command::Run(args) => commands::run::run(args),
     };
     tb_governor::exit(result.map(|()| true))
 }

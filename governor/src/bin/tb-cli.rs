@@ -11,6 +11,14 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         TbCliCommand::Governor(GovernorCommand::Verify(args)) => commands::verify::run(args),
         TbCliCommand::Governor(GovernorCommand::Audit(args)) => commands::audit::run(args),
+        TbCliCommand::Governor(GovernorCommand::Status(args)) => commands::client::status(args),
+        TbCliCommand::Governor(GovernorCommand::Intents(args)) => commands::client::intents(args),
+        TbCliCommand::Governor(GovernorCommand::Decisions(args)) => {
+            commands::client::decisions(args)
+        }
+        TbCliCommand::Governor(GovernorCommand::Snapshot(args)) => commands::client::snapshot(args),
+        TbCliCommand::Governor(GovernorCommand::Exit(args)) => commands::client::exit(args),
+        TbCliCommand::Governor(GovernorCommand::Mode(args)) => commands::client::mode(args),
     };
     tb_governor::exit(result)
 }

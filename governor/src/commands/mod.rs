@@ -1,8 +1,10 @@
 //! One module per subcommand, plus what the offline ones share.
 
 pub mod audit;
+pub mod client;
 pub mod keygen;
 pub mod offline;
 pub mod replay;
+pub mod run;
 pub mod simulate;
 pub mod verify;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tb_config::{Config, Mode};
-use tb_replay::feed::{self, FeedError};
+use tb_replay::feed;
 use tb_replay::{ChainReader, ClosedEpoch, Position, Registry, ReplayConfig, Replayer};
 
 use crate::cli::{ChainArgs, EngineArgs};
@@ -50,6 +50,11 @@ impl Inputs {
             config.chain.dir = c.clone();
         }
         config.validate("command-line flags")?;
+        Self::from_config(config)
+    }
+
+    /// Reads the providers file a validated configuration names.
+    pub fn from_config(config: Config) -> Result<Inputs> {
         let providers_path = config.chain.providers.clone();
         let bytes = std::fs::read(&providers_path)
             .with_context(|| format!("reading providers file {}", providers_path.display()))?;
@@ -71,13 +76,18 @@ impl Inputs {
 
     /// An engine before the first close for these inputs, starting in `mode`.
     pub fn engine(&self, mode: Mode) -> Engine {
-        let mut engine = Engine::new(EngineConfig {
+        let mut engine = Engine::new(self.engine_config());
+        engine.set_initial_mode(mode);
+        engine
+    }
+
+    /// The engine settings of these inputs.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
             gates: self.config.gates.clone(),
             proof_verification_budget_ms: self.config.chain.proof_verification_budget_ms,
             config_hash: self.config_hash(),
-        });
-        engine.set_initial_mode(mode);
-        engine
+        }
     }
 
     /// A replayer at genesis for these inputs.
@@ -108,25 +118,23 @@ pub fn replay_all(
     };
     let mut blocks = 0u64;
     loop {
-        let step = match feed::step(&mut reader, replayer, BATCH_BYTES) {
-            Ok(step) => step,
-            Err(FeedError::Block(e)) => {
-                bar.finish_and_clear();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "chain {} stops at a bad block (nothing after it was read)",
-                    chain_dir.display()
-                )));
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("reading the chain")),
-        };
+        let step = feed::step(&mut reader, replayer, BATCH_BYTES)
+            .map_err(|e| anyhow::Error::new(e).context("reading the chain"))?;
         for (closed, _) in &step.closed {
             bar.suspend(|| on_closed(closed))?;
+        }
+        blocks += step.blocks as u64;
+        bar.set_position(blocks);
+        if let Some(stall) = step.stall {
+            bar.finish_and_clear();
+            return Err(anyhow::Error::new(stall).context(format!(
+                "chain {} stops at a bad block (nothing after it was read)",
+                chain_dir.display()
+            )));
         }
         if step.blocks == 0 {
             break;
         }
-        blocks += step.blocks as u64;
-        bar.set_position(blocks);
     }
     bar.finish_and_clear();
     if reader.pending_bytes() > 0 {

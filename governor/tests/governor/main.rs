@@ -2,6 +2,7 @@
 
 mod conformance;
 mod gates;
+mod modes;
 mod scenarios;
 mod streaks;
 mod support;

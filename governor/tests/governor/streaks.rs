@@ -355,7 +355,8 @@ proptest! {
         let again = run(&cfg, Mode::Shadow, &verdicts, &journal);
         prop_assert_eq!(bytes(&whole), bytes(&again));
 
-        check_journal_invariants(&whole, &journal, Params::initial(cfg.proof_verification_budget_ms));
+        let initial = Params::initial(cfg.proof_verification_budget_ms);
+        check_journal_invariants(&whole, &journal, initial);
     }
 }
 

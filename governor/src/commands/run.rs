@@ -1,0 +1,55 @@
+//! `tb-governor run`: the daemon, wired to the process's signals.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::cli::RunArgs;
+use crate::daemon;
+
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP re-reads the configuration.
+pub fn run(args: &RunArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if reload_tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        daemon::run(args.config.clone(), shutdown, reload_rx, |addr| {
+            // One machine-readable line on stdout, so scripts (and tests) can find the port.
+            println!("listening on http://{addr}");
+            let _ = std::io::stdout().flush();
+        })
+        .await
+    })
+}

@@ -1,0 +1,245 @@
+//! The ingest loop: tail the chain, close epochs through the same replay and engine code as the
+//! offline replay, and write decision file → checkpoint → runtime params, in that order.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tb_decisions::Signer;
+use tb_replay::feed;
+use tb_replay::{ChainReader, ClosedEpoch, Replayer};
+
+use super::files::{write_replace, Checkpoint, History, RuntimeParams, CHECKPOINT_FORMAT};
+use super::state::{lock, write, LastClose, Shared};
+use crate::engine::Engine;
+use tb_config::Mode;
+
+/// Bytes of chain read per step while tailing.
+const STEP_BYTES: usize = 1 << 20;
+
+/// Everything the ingest thread owns.
+pub struct Ingest {
+    /// Chain reader at the resume position.
+    pub reader: ChainReader,
+    /// Replay state.
+    pub replayer: Replayer,
+    /// Gate engine.
+    pub engine: Engine,
+    /// Attestation key, when signing is on.
+    pub signer: Option<Signer>,
+    /// Intents and counters since genesis.
+    pub history: History,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// `state/checkpoint.json`.
+    pub checkpoint_path: PathBuf,
+    /// `runtime/params.json`.
+    pub params_path: PathBuf,
+    /// Optional hook run with the params path after each apply-mode close.
+    pub hook: Option<PathBuf>,
+    /// Hook time limit.
+    pub hook_timeout: Duration,
+    /// Chain poll interval.
+    pub poll: Duration,
+}
+
+impl Ingest {
+    /// Runs until `stop` fires (or its sender is dropped). A write failure halts ingestion
+    /// (shown in status); RPC keeps serving.
+    pub fn run(mut self, stop: Receiver<()>) {
+        loop {
+            let progressed = match self.step() {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    tracing::error!("ingest halted: {msg}");
+                    write(&self.shared.view).ingest.stall = Some(format!("halted: {msg}"));
+                    // Wait for shutdown; nothing more is ingested until an operator restarts.
+                    let _ = stop.recv();
+                    return;
+                }
+            };
+            let wait = if progressed { Duration::ZERO } else { self.poll };
+            match stop.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// One read-and-apply step; true when blocks were applied.
+    fn step(&mut self) -> Result<bool> {
+        let step = match feed::step(&mut self.reader, &mut self.replayer, STEP_BYTES) {
+            Ok(s) => s,
+            Err(e) => {
+                self.publish_position(Some(e.to_string()));
+                return Ok(false);
+            }
+        };
+        for (closed, _) in &step.closed {
+            self.close(closed)?;
+        }
+        if let Some((last, _)) = step.closed.last() {
+            self.checkpoint(last.snapshot.epoch)?;
+            self.apply_params()?;
+        }
+        let stall = step.stall.as_ref().map(|e| e.to_string());
+        if let Some(s) = &stall {
+            tracing::warn!("ingest stalled: {s}");
+        }
+        self.publish_position(stall);
+        Ok(step.blocks > 0)
+    }
+
+    fn publish_position(&self, stall: Option<String>) {
+        let pos = self.reader.position().clone();
+        let tip = self.replayer.next_height().checked_sub(1).filter(|_| {
+            self.replayer.next_height() > self.replayer.config().genesis_height
+        });
+        if let Some(t) = tip {
+            self.shared.metrics.governor_tip_height.set(i64::try_from(t).unwrap_or(i64::MAX));
+        }
+        let mut view = write(&self.shared.view);
+        view.tip_height = tip;
+        view.ingest.file = pos.file;
+        view.ingest.line = pos.line;
+        view.ingest.stall = stall;
+    }
+
+    fn close(&mut self, closed: &ClosedEpoch) -> Result<()> {
+        let epoch = closed.snapshot.epoch;
+        let decision = {
+            let mut journal = lock(&self.shared.journal);
+            let d = self.engine.close_epoch(closed, &journal.events);
+            journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
+            d
+        };
+        if let Err(e) = self.shared.decisions.write(epoch, &decision.bytes) {
+            self.shared.metrics.governor_decision_write_failures.inc();
+            return Err(e).context(format!("writing the decision of epoch {epoch}"));
+        }
+        let (keyid, verified) = match &self.signer {
+            Some(signer) => {
+                let att = signer.attest(&decision.bytes);
+                self.shared
+                    .decisions
+                    .write_sidecar(epoch, &att.to_bytes())
+                    .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
+                let on_disk = self.shared.decisions.read_sidecar(epoch)?.unwrap_or_default();
+                let checks = tb_decisions::verify::check_one(
+                    &decision.bytes,
+                    &on_disk,
+                    &[signer.verifying_key()],
+                );
+                (Some(att.keyid), checks.is_none())
+            }
+            None => (None, false),
+        };
+        // History: created intents, then state changes.
+        let h = &mut self.history;
+        h.intents.extend(decision.decision.intents.iter().cloned());
+        for a in &decision.decision.activations {
+            if let Some(i) = h.intents.iter_mut().rev().find(|i| i.id == a.id) {
+                i.state = a.outcome;
+            }
+        }
+        let s = &closed.snapshot;
+        let acc = &s.receipts.accepted;
+        for (k, n) in [("storage", acc.storage), ("compute", acc.compute), ("energy", acc.energy), ("ad", acc.ad), ("slash", acc.slash)] {
+            *h.accepted.entry(k.to_owned()).or_default() += n;
+        }
+        let r = &s.receipts.rejected;
+        for (k, n) in [
+            ("schema", r.schema),
+            ("below_min_payment", r.below_min_payment),
+            ("key_not_found", r.key_not_found),
+            ("bad_signature", r.bad_signature),
+            ("replayed_nonce", r.replayed_nonce),
+            ("invalid_values", r.invalid_values),
+        ] {
+            *h.rejected.entry(k.to_owned()).or_default() += n;
+        }
+        self.shared.metrics.record_close(s, &decision);
+        let st = self.engine.state();
+        let mut view = write(&self.shared.view);
+        view.pending = st.pending.clone();
+        view.params = st.params.clone();
+        view.shadow_params = st.shadow_params.clone();
+        view.history = self.history.clone();
+        view.last = Some(LastClose {
+            decision: decision.decision,
+            decision_hash: decision.hash,
+            keyid,
+            verified,
+        });
+        Ok(())
+    }
+
+    fn checkpoint(&self, epoch: u64) -> Result<()> {
+        let st = self.engine.state();
+        let cp = Checkpoint {
+            format: CHECKPOINT_FORMAT,
+            config_hash: self.shared.config_hash.clone(),
+            epoch,
+            decision_hash: st.prev_decision_hash.clone().unwrap_or_default(),
+            position: self.reader.position().clone(),
+            replay: self.replayer.checkpoint(),
+            engine: st.clone(),
+            history: self.history.clone(),
+        };
+        let bytes = serde_json::to_vec(&cp)?;
+        write_replace(&self.checkpoint_path, &bytes)
+            .with_context(|| format!("writing {}", self.checkpoint_path.display()))
+    }
+
+    /// In apply mode, publishes the params in force and runs the hook.
+    fn apply_params(&self) -> Result<()> {
+        let view = super::state::read(&self.shared.view);
+        let Some(last) = &view.last else {
+            return Ok(());
+        };
+        if last.decision.mode != Mode::Apply {
+            return Ok(());
+        }
+        let doc = RuntimeParams {
+            epoch_effective: last.decision.epoch + 1,
+            params: last.decision.params.clone(),
+            params_hash: last.decision.params_hash.clone(),
+            decision_hash: last.decision_hash.clone(),
+        };
+        drop(view);
+        let bytes = serde_json::to_vec_pretty(&doc)?;
+        write_replace(&self.params_path, &bytes)
+            .with_context(|| format!("writing {}", self.params_path.display()))?;
+        if let Some(hook) = &self.hook {
+            if let Err(e) = run_hook(hook, &self.params_path, self.hook_timeout) {
+                tracing::warn!("apply hook {} failed: {e:#}", hook.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `hook <params path>`, killing it after `timeout`.
+fn run_hook(hook: &std::path::Path, params: &std::path::Path, timeout: Duration) -> Result<()> {
+    let mut child = std::process::Command::new(hook)
+        .arg(params)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .context("starting the hook")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(status.success(), "hook exited with {status}");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("hook timed out after {} ms", timeout.as_millis());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

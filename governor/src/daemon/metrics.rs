@@ -1,0 +1,244 @@
+//! Prometheus metrics (names from the operations runbook, §7).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tb_config::Mode;
+use tb_replay::Snapshot;
+
+use crate::engine::{ClosedDecision, Gate, GateStatus};
+
+/// `{market}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MarketLabel {
+    /// Market name.
+    pub market: String,
+}
+
+/// `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Rejection reason.
+    pub reason: String,
+}
+
+/// `{gate}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GateLabel {
+    /// Gate name.
+    pub gate: String,
+}
+
+/// `{gate, action, outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntentLabel {
+    /// Gate name.
+    pub gate: String,
+    /// enter / exit.
+    pub action: String,
+    /// pending / applied / shadowed / superseded / cancelled.
+    pub outcome: String,
+}
+
+/// `{mode}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    /// Mode name.
+    pub mode: String,
+}
+
+/// `{stat}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatLabel {
+    /// p50 / p95 / max.
+    pub stat: String,
+}
+
+/// `{method, code}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabel {
+    /// JSON-RPC method.
+    pub method: String,
+    /// 0 for success, else the JSON-RPC error code.
+    pub code: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the daemon exports.
+#[derive(Debug, Default)]
+#[allow(missing_docs)] // each field is the metric of the same name
+pub struct Metrics {
+    pub economics_block_reward_per_block: FloatGauge,
+    pub economics_prev_market_metrics_utilization_ppm: Family<MarketLabel, Gauge>,
+    pub economics_prev_market_metrics_provider_margin_ppm: Family<MarketLabel, Gauge>,
+    pub economics_epoch_tx_count: Gauge,
+    pub economics_epoch_tx_volume_block: FloatGauge,
+    pub economics_epoch_treasury_inflow_block: FloatGauge,
+    pub receipt_emitted: Family<MarketLabel, Counter>,
+    pub receipt_validation_errors: Family<ReasonLabel, Counter>,
+    pub receipt_min_payment_rejected: Counter,
+    pub receipt_decoding_failures: Counter,
+    pub proof_verification_latency_ms: Family<StatLabel, Gauge>,
+    pub governor_gate_state: Family<GateLabel, Gauge>,
+    pub governor_gate_enter_streak: Family<GateLabel, Gauge>,
+    pub governor_gate_exit_streak: Family<GateLabel, Gauge>,
+    pub governor_intents: Family<IntentLabel, Counter>,
+    pub governor_mode: Family<ModeLabel, Gauge>,
+    pub governor_last_closed_epoch: Gauge,
+    pub governor_tip_height: Gauge,
+    pub governor_decision_write_failures: Counter,
+    pub governor_rpc_requests: Family<RpcLabel, Counter>,
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// micro-BLOCK → BLOCK for display gauges (telemetry only; nothing hashed is a float).
+#[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+fn block(micro: u64) -> f64 {
+    micro as f64 / 1e6
+}
+
+impl Metrics {
+    /// A registry exposing `self` (shared, so the registry only borrows through clones).
+    pub fn registry(m: &Metrics) -> Registry {
+        let mut r = Registry::default();
+        r.register("economics_block_reward_per_block", "Recommended block reward for the next epoch, BLOCK", m.economics_block_reward_per_block.clone());
+        r.register("economics_prev_market_metrics_utilization_ppm", "Last closed epoch's utilization per market, ppm", m.economics_prev_market_metrics_utilization_ppm.clone());
+        r.register("economics_prev_market_metrics_provider_margin_ppm", "Last closed epoch's provider margin per market, ppm", m.economics_prev_market_metrics_provider_margin_ppm.clone());
+        r.register("economics_epoch_tx_count", "Transactions in the last closed epoch", m.economics_epoch_tx_count.clone());
+        r.register("economics_epoch_tx_volume_block", "Transaction volume of the last closed epoch, BLOCK", m.economics_epoch_tx_volume_block.clone());
+        r.register("economics_epoch_treasury_inflow_block", "Treasury inflow of the last closed epoch, BLOCK", m.economics_epoch_treasury_inflow_block.clone());
+        r.register("receipt_emitted", "Accepted receipts per market (slash receipts under market=slash)", m.receipt_emitted.clone());
+        r.register("receipt_validation_errors", "Rejected receipts per reason", m.receipt_validation_errors.clone());
+        r.register("receipt_min_payment_rejected", "Receipts rejected as below_min_payment", m.receipt_min_payment_rejected.clone());
+        r.register("receipt_decoding_failures", "Receipts rejected as schema (do not decode)", m.receipt_decoding_failures.clone());
+        r.register("proof_verification_latency_ms", "Compute proof latency of the last closed epoch, ms", m.proof_verification_latency_ms.clone());
+        r.register("governor_gate_state", "1 when the gate is active", m.governor_gate_state.clone());
+        r.register("governor_gate_enter_streak", "Consecutive ok epochs while inactive", m.governor_gate_enter_streak.clone());
+        r.register("governor_gate_exit_streak", "Consecutive bad epochs while active", m.governor_gate_exit_streak.clone());
+        r.register("governor_intents", "Intents by gate, action and outcome", m.governor_intents.clone());
+        r.register("governor_mode", "1 for the mode the journal currently asks for", m.governor_mode.clone());
+        r.register("governor_last_closed_epoch", "Last closed epoch (-1 before the first)", m.governor_last_closed_epoch.clone());
+        r.register("governor_tip_height", "Height of the last ingested block (-1 before the first)", m.governor_tip_height.clone());
+        r.register("governor_decision_write_failures", "Decision files that could not be written", m.governor_decision_write_failures.clone());
+        r.register("governor_rpc_requests", "JSON-RPC requests by method and result code", m.governor_rpc_requests.clone());
+        r
+    }
+
+    /// Shows `mode` as the current one.
+    pub fn set_mode(&self, mode: Mode) {
+        for m in Mode::ALL {
+            self.governor_mode
+                .get_or_create(&ModeLabel {
+                    mode: m.as_str().to_owned(),
+                })
+                .set(i64::from(m == mode));
+        }
+    }
+
+    /// Records one closed epoch.
+    pub fn record_close(&self, snap: &Snapshot, decision: &ClosedDecision) {
+        let d = &decision.decision;
+        self.economics_block_reward_per_block
+            .set(block(snap.controls.block_reward_per_block_micro));
+        self.economics_epoch_tx_count.set(int(snap.tx_count));
+        self.economics_epoch_tx_volume_block
+            .set(block(snap.tx_volume_micro));
+        self.economics_epoch_treasury_inflow_block
+            .set(block(snap.treasury_inflow_micro));
+        for (name, m) in ["storage", "compute", "energy", "ad"]
+            .iter()
+            .zip(snap.markets.as_array())
+        {
+            let label = MarketLabel {
+                market: (*name).to_owned(),
+            };
+            self.economics_prev_market_metrics_utilization_ppm
+                .get_or_create(&label)
+                .set(m.utilization_ppm.map_or(-1, int));
+            self.economics_prev_market_metrics_provider_margin_ppm
+                .get_or_create(&label)
+                .set(m.provider_margin_ppm.unwrap_or(-1_000_000_000));
+        }
+        let a = &snap.receipts.accepted;
+        for (market, n) in [
+            ("storage", a.storage),
+            ("compute", a.compute),
+            ("energy", a.energy),
+            ("ad", a.ad),
+            ("slash", a.slash),
+        ] {
+            self.receipt_emitted
+                .get_or_create(&MarketLabel {
+                    market: market.to_owned(),
+                })
+                .inc_by(n);
+        }
+        let r = &snap.receipts.rejected;
+        for (reason, n) in [
+            ("schema", r.schema),
+            ("below_min_payment", r.below_min_payment),
+            ("key_not_found", r.key_not_found),
+            ("bad_signature", r.bad_signature),
+            ("replayed_nonce", r.replayed_nonce),
+            ("invalid_values", r.invalid_values),
+        ] {
+            self.receipt_validation_errors
+                .get_or_create(&ReasonLabel {
+                    reason: reason.to_owned(),
+                })
+                .inc_by(n);
+        }
+        self.receipt_min_payment_rejected.inc_by(r.below_min_payment);
+        self.receipt_decoding_failures.inc_by(r.schema);
+        let p = &snap.compute_proofs;
+        for (stat, v) in [("p50", p.p50_ms), ("p95", p.p95_ms), ("max", p.max_ms)] {
+            self.proof_verification_latency_ms
+                .get_or_create(&StatLabel {
+                    stat: stat.to_owned(),
+                })
+                .set(v.map_or(-1, int));
+        }
+        for g in &d.gates {
+            let label = GateLabel {
+                gate: g.name.as_str().to_owned(),
+            };
+            self.governor_gate_state
+                .get_or_create(&label)
+                .set(i64::from(g.state == GateStatus::Active));
+            self.governor_gate_enter_streak
+                .get_or_create(&label)
+                .set(int(g.enter_streak));
+            self.governor_gate_exit_streak
+                .get_or_create(&label)
+                .set(int(g.exit_streak));
+        }
+        for i in &d.intents {
+            self.count_intent(i.gate, i.action.as_str(), "created");
+        }
+        for a in &d.activations {
+            if let Some(gate) = a.id.split('-').next().and_then(|g| g.parse::<Gate>().ok()) {
+                let action = if a.id.ends_with("-enter") { "enter" } else { "exit" };
+                self.count_intent(gate, action, a.outcome.as_str());
+            }
+        }
+        self.governor_last_closed_epoch.set(int(d.epoch));
+    }
+
+    fn count_intent(&self, gate: Gate, action: &str, outcome: &str) {
+        self.governor_intents
+            .get_or_create(&IntentLabel {
+                gate: gate.as_str().to_owned(),
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+}

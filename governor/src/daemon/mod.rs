@@ -1,0 +1,292 @@
+//! The daemon (`tb-governor run`, §7): ingest, checkpoint, JSON-RPC, metrics.
+//!
+//! [`run`] takes its shutdown trigger and reload requests as arguments, so tests (and `main`,
+//! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.
+//!
+//! Data dir: `decisions/` (decision files and sidecars), `journal.jsonl`,
+//! `state/checkpoint.json`, `runtime/params.json`.
+
+pub mod files;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tb_config::{Config, Mode};
+use tb_decisions::RecordStore;
+use tb_replay::{ChainReader, Position, ReplayConfig, Replayer};
+use tokio::sync::mpsc;
+
+use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
+use self::ingest::Ingest;
+use self::metrics::Metrics;
+use self::state::{lock, write, Live, Shared, View};
+use crate::commands::offline::Inputs;
+use crate::engine::{Engine, EventKind, Params};
+use crate::rpc::{GovernorApiServer, Ingest as IngestView};
+use crate::signing::load_signer;
+
+/// Operator name on events the daemon journals itself.
+const DAEMON_OPERATOR: &str = "tb-governor";
+
+/// Replay + engine + history restored from a checkpoint or started at genesis.
+struct Resumed {
+    reader: ChainReader,
+    replayer: Replayer,
+    engine: Engine,
+    history: History,
+    from: String,
+}
+
+fn resume(inputs: &Inputs, store: &RecordStore, checkpoint_path: &Path) -> Resumed {
+    let cfg = ReplayConfig::from_config(&inputs.config);
+    match try_checkpoint(inputs, store, checkpoint_path, &cfg) {
+        Ok(r) => r,
+        Err(why) => {
+            if checkpoint_path.exists() {
+                tracing::warn!("checkpoint not used ({why:#}); replaying from genesis");
+            }
+            Resumed {
+                reader: ChainReader::open(&inputs.chain_dir, Position::default()),
+                replayer: Replayer::new(cfg, inputs.registry.clone()),
+                engine: Engine::new(inputs.engine_config()),
+                history: History::default(),
+                from: "genesis".to_owned(),
+            }
+        }
+    }
+}
+
+fn try_checkpoint(
+    inputs: &Inputs,
+    store: &RecordStore,
+    path: &Path,
+    cfg: &ReplayConfig,
+) -> Result<Resumed> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let cp: Checkpoint = serde_json::from_slice(&bytes).context("parsing the checkpoint")?;
+    anyhow::ensure!(cp.format == CHECKPOINT_FORMAT, "checkpoint format {}", cp.format);
+    anyhow::ensure!(
+        cp.config_hash == inputs.config_hash(),
+        "it was taken under config_hash {}",
+        cp.config_hash
+    );
+    let file = store.read(cp.epoch)?.context("its decision file is missing")?;
+    anyhow::ensure!(
+        tb_decisions::hash_hex(&file) == cp.decision_hash,
+        "its decision hash does not match decision file {}",
+        cp.epoch
+    );
+    let replayer = Replayer::restore(cfg.clone(), inputs.registry.clone(), cp.replay)?;
+    Ok(Resumed {
+        reader: ChainReader::open(&inputs.chain_dir, cp.position.clone()),
+        replayer,
+        engine: Engine::restore(inputs.engine_config(), cp.engine),
+        history: cp.history,
+        from: format!("checkpoint after epoch {} ({}:{})", cp.epoch, cp.position.file, cp.position.line),
+    })
+}
+
+/// Refuses to start when the newest decision was made under another decision-relevant config.
+fn check_config_drift(store: &RecordStore, newest: Option<u64>, config_hash: &str) -> Result<()> {
+    let Some(epoch) = newest else {
+        return Ok(());
+    };
+    let bytes = store.read(epoch)?.unwrap_or_default();
+    let recorded = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("config_hash").and_then(|h| h.as_str()).map(str::to_owned));
+    match recorded {
+        Some(h) if h != config_hash => anyhow::bail!(
+            "the decision-relevant configuration changed since epoch {epoch} was decided \
+             (config_hash {h} → {config_hash}); restore the configuration and providers file it \
+             was decided under, or start a new data_dir"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Appends a `set_mode` event when the configured mode differs from the journal's.
+fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<()> {
+    match journal.current_mode() {
+        Some((current, _)) if current == want => Ok(()),
+        _ => {
+            let ev = journal.append(EventKind::SetMode, Some(want), None, why, DAEMON_OPERATOR)?;
+            tracing::info!(
+                "journaled set_mode {want} as seq {} (effective at epoch {})",
+                ev.seq,
+                ev.effective_epoch
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
+/// configuration. `on_ready` gets the bound RPC address once the server listens.
+pub async fn run(
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+    mut reload: mpsc::Receiver<()>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let config = Config::load_from_process_env(config_path.as_deref())?;
+    let inputs = Inputs::from_config(config)?;
+    let config = &inputs.config;
+    let config_hash = inputs.config_hash();
+    let data = config.governor.data_dir.clone();
+    for sub in ["state", "runtime"] {
+        let dir = data.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let store = RecordStore::open(data.join("decisions"), "decision")?;
+    let newest = store.epochs()?.last().copied();
+    check_config_drift(&store, newest, &config_hash)?;
+    let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
+    journal.last_closed = newest;
+    let first_start = journal.events.is_empty();
+    journal_mode(
+        &mut journal,
+        config.mode(),
+        if first_start {
+            "first start: mode from configuration"
+        } else {
+            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+        },
+    )?;
+    let signer = load_signer(config)?;
+    let checkpoint_path = data.join("state/checkpoint.json");
+    let resumed = resume(&inputs, &store, &checkpoint_path);
+    tracing::info!("resuming from {}", resumed.from);
+
+    let budget = config.chain.proof_verification_budget_ms;
+    let st = resumed.engine.state();
+    let (params, shadow_params) = (st.params.clone(), st.shadow_params.clone());
+    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
+    let shared = Arc::new(Shared {
+        config_hash: config_hash.clone(),
+        budget_ms: budget,
+        blocktorch_env: (
+            config.governor.blocktorch_kernel_digest.clone(),
+            config.governor.blocktorch_benchmark_commit.clone(),
+        ),
+        decisions: store,
+        journal: Mutex::new(journal),
+        view: RwLock::new(View {
+            tip_height: None,
+            ingest: IngestView {
+                file: resumed.reader.position().file.clone(),
+                line: resumed.reader.position().line,
+                stall: None,
+            },
+            last: None,
+            pending: st.pending.clone(),
+            history: resumed.history.clone(),
+            params: if st.last_epoch.is_some() { params } else { Params::initial(budget) },
+            shadow_params,
+            config_reload_error: None,
+        }),
+        live: RwLock::new(Live {
+            token: config.rpc.token.clone(),
+            rps: config.rpc.rps,
+        }),
+        metrics: Metrics::default(),
+    });
+    shared.metrics.set_mode(mode_now);
+    shared.metrics.governor_last_closed_epoch.set(-1);
+    shared.metrics.governor_tip_height.set(-1);
+
+    let module = server::Server {
+        shared: shared.clone(),
+    }
+    .into_rpc();
+    let (addr, handle) =
+        http::serve(&config.rpc.listen, module.into(), shared.clone(), config.rpc.max_body_bytes).await?;
+    tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
+    on_ready(addr);
+
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let ingest = Ingest {
+        reader: resumed.reader,
+        replayer: resumed.replayer,
+        engine: resumed.engine,
+        signer,
+        history: resumed.history,
+        shared: shared.clone(),
+        checkpoint_path,
+        params_path: data.join("runtime/params.json"),
+        hook: config.apply.hook.clone(),
+        hook_timeout: Duration::from_millis(config.apply.hook_timeout_ms),
+        poll: Duration::from_millis(config.chain.poll_ms),
+    };
+    let ingest_thread = std::thread::Builder::new()
+        .name("ingest".to_owned())
+        .spawn(move || ingest.run(stop_rx))
+        .context("starting the ingest thread")?;
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(()) = reload.recv() => reload_config(&inputs, config_path.as_deref(), &shared),
+        }
+    }
+    tracing::info!("shutting down: finishing the write in progress");
+    let _ = stop_tx.send(());
+    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
+    let _ = handle.stop();
+    handle.stopped().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// SIGHUP: mode, token and rate limit change live; decision-relevant changes are refused.
+fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
+    let outcome = (|| -> Result<()> {
+        let config = Config::load_from_process_env(path)?;
+        let fresh = Inputs::from_config(config)?;
+        let diff = inputs.config.decision_relevant_diff(&fresh.config);
+        if fresh.config_hash() != inputs.config_hash() {
+            let what = if diff.is_empty() {
+                "the providers file".to_owned()
+            } else {
+                diff.join(", ")
+            };
+            anyhow::bail!(
+                "refused: decision-relevant settings changed mid-chain ({what}); they can only \
+                 change with a new data_dir. Mode, RPC token and rate limit were not reloaded either."
+            );
+        }
+        *write(&shared.live) = Live {
+            token: fresh.config.rpc.token.clone(),
+            rps: fresh.config.rpc.rps,
+        };
+        let want = fresh.config.mode();
+        journal_mode(&mut lock(&shared.journal), want, "SIGHUP: mode from configuration")?;
+        shared.metrics.set_mode(want);
+        tracing::info!(
+            "configuration reloaded: mode {want}, rps {}, token {}",
+            fresh.config.rpc.rps,
+            if fresh.config.rpc.token.is_some() { "set" } else { "unset" }
+        );
+        Ok(())
+    })();
+    let mut view = write(&shared.view);
+    match outcome {
+        Ok(()) => view.config_reload_error = None,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("configuration reload {msg}");
+            view.config_reload_error = Some(msg);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The RPC methods, served from the shared view and the decision files.
+
+use std::sync::Arc;
+
+use jsonrpsee::core::{async_trait, RpcResult};
+use jsonrpsee::types::ErrorObjectOwned;
+use tb_config::Mode;
+
+use super::state::{lock, read, Shared};
+use crate::engine::{Decision, EventKind, Gate, GateStatus, IntentState};
+use crate::rpc::*;
+
+/// The server side of [`GovernorApiServer`].
+pub struct Server {
+    /// Shared daemon state.
+    pub shared: Arc<Shared>,
+}
+
+fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(jsonrpsee::types::error::INVALID_PARAMS_CODE, msg.into(), None::<()>)
+}
+
+fn internal(msg: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(jsonrpsee::types::error::INTERNAL_ERROR_CODE, msg.to_string(), None::<()>)
+}
+
+fn limit_of(limit: Option<u32>) -> Result<usize, ErrorObjectOwned> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        0 => Err(invalid_params("limit must be at least 1")),
+        n if n > MAX_LIMIT => Err(invalid_params(format!("limit {n} > {MAX_LIMIT}"))),
+        n => Ok(n as usize),
+    }
+}
+
+impl Server {
+    fn load_decision(&self, epoch: u64) -> RpcResult<(Decision, Vec<u8>)> {
+        let bytes = self.shared.decisions.read(epoch).map_err(internal)?;
+        let Some(bytes) = bytes else {
+            let last = lock(&self.shared.journal).last_closed;
+            let last = last.map_or("none yet".to_owned(), |e| e.to_string());
+            return Err(ErrorObjectOwned::owned(
+                UNKNOWN_EPOCH,
+                format!("unknown epoch {epoch} (last closed epoch: {last})"),
+                None::<()>,
+            ));
+        };
+        let decision = serde_json::from_slice(&bytes).map_err(internal)?;
+        Ok((decision, bytes))
+    }
+
+    fn journal(
+        &self,
+        kind: EventKind,
+        mode: Option<Mode>,
+        gate: Option<Gate>,
+        reason: &str,
+        operator: &str,
+    ) -> RpcResult<JournalReceipt> {
+        if operator.trim().is_empty() || reason.trim().is_empty() {
+            return Err(invalid_params("reason and operator must not be empty"));
+        }
+        let mut journal = lock(&self.shared.journal);
+        let ev = journal
+            .append(kind, mode, gate, reason, operator)
+            .map_err(internal)?;
+        if let Some(m) = mode {
+            self.shared.metrics.set_mode(m);
+        }
+        tracing::info!(
+            "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
+            ev.seq,
+            kind,
+            mode,
+            gate,
+            ev.effective_epoch
+        );
+        Ok(JournalReceipt {
+            seq: ev.seq,
+            effective_epoch: ev.effective_epoch,
+        })
+    }
+}
+
+#[async_trait]
+impl GovernorApiServer for Server {
+    async fn status(&self) -> RpcResult<Status> {
+        Ok(super::status::build(&self.shared))
+    }
+
+    async fn intents(
+        &self,
+        gate: Option<Gate>,
+        state: Option<IntentState>,
+        limit: Option<u32>,
+        before_epoch: Option<u64>,
+    ) -> RpcResult<IntentsResult> {
+        let limit = limit_of(limit)?;
+        let view = read(&self.shared.view);
+        let intents = view
+            .history
+            .intents
+            .iter()
+            .rev()
+            .filter(|i| gate.is_none_or(|g| i.gate == g))
+            .filter(|i| state.is_none_or(|s| i.state == s))
+            .filter(|i| before_epoch.is_none_or(|b| i.created_epoch < b))
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(IntentsResult { intents })
+    }
+
+    async fn decisions(&self, from_epoch: Option<u64>, limit: Option<u32>) -> RpcResult<DecisionsResult> {
+        let limit = limit_of(limit)? as u64;
+        let last = lock(&self.shared.journal).last_closed;
+        let Some(last) = last else {
+            return Ok(DecisionsResult { decisions: vec![] });
+        };
+        let from = from_epoch.unwrap_or_else(|| (last + 1).saturating_sub(limit));
+        let mut decisions = Vec::new();
+        for epoch in from..=last.min(from.saturating_add(limit - 1)) {
+            let Ok((d, bytes)) = self.load_decision(epoch) else {
+                continue;
+            };
+            let attested = self
+                .shared
+                .decisions
+                .sidecar_path(epoch)
+                .exists();
+            decisions.push(DecisionSummary {
+                epoch,
+                decision_hash: tb_decisions::hash_hex(&bytes),
+                snapshot_hash: d.snapshot_hash,
+                mode: d.mode,
+                intents: d.intents.into_iter().map(|i| i.id).collect(),
+                attested,
+            });
+        }
+        Ok(DecisionsResult { decisions })
+    }
+
+    async fn snapshot(&self, epoch: u64) -> RpcResult<SnapshotResult> {
+        let (d, bytes) = self.load_decision(epoch)?;
+        let attestation = self
+            .shared
+            .decisions
+            .read_sidecar(epoch)
+            .map_err(internal)?
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(SnapshotResult {
+            snapshot: d.snapshot,
+            snapshot_hash: d.snapshot_hash,
+            decision_hash: tb_decisions::hash_hex(&bytes),
+            attestation,
+        })
+    }
+
+    async fn submit_exit(&self, gate: Gate, reason: String, operator: String) -> RpcResult<JournalReceipt> {
+        let active = read(&self.shared.view)
+            .last
+            .as_ref()
+            .and_then(|l| l.decision.gates.iter().find(|g| g.name == gate).map(|g| g.state))
+            == Some(GateStatus::Active);
+        if !active {
+            tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
+        }
+        self.journal(EventKind::ManualExit, None, Some(gate), &reason, &operator)
+    }
+
+    async fn set_mode(&self, mode: Mode, reason: String, operator: String) -> RpcResult<JournalReceipt> {
+        self.journal(EventKind::SetMode, Some(mode), None, &reason, &operator)
+    }
+}

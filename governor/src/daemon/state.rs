@@ -1,0 +1,91 @@
+//! What the ingest thread publishes and the RPC server reads.
+
+use std::sync::{Mutex, RwLock};
+
+use tb_config::Secret;
+use tb_decisions::RecordStore;
+
+use super::files::{History, JournalFile};
+use super::metrics::Metrics;
+use crate::engine::{Decision, Intent, Params};
+use crate::rpc::Ingest;
+
+/// The last close, as status shows it.
+#[derive(Debug, Clone)]
+pub struct LastClose {
+    /// The decision (its snapshot included).
+    pub decision: Decision,
+    /// blake3 of the decision file.
+    pub decision_hash: String,
+    /// keyid of its sidecar, when signed.
+    pub keyid: Option<String>,
+    /// The sidecar verified against our own key right after writing.
+    pub verified: bool,
+}
+
+/// The ingest's published view.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Height of the last applied block.
+    pub tip_height: Option<u64>,
+    /// Reading position and stall.
+    pub ingest: Ingest,
+    /// The last close.
+    pub last: Option<LastClose>,
+    /// Intents waiting for their epoch.
+    pub pending: Vec<Intent>,
+    /// Every intent and the receipt counters.
+    pub history: History,
+    /// Runtime params in force.
+    pub params: Params,
+    /// Shadow params.
+    pub shadow_params: Params,
+    /// The last refused configuration reload.
+    pub config_reload_error: Option<String>,
+}
+
+/// Settings SIGHUP may change without a restart.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Bearer token for mutating methods; none = they are refused.
+    pub token: Option<Secret>,
+    /// Requests per second per client.
+    pub rps: u32,
+}
+
+/// State shared by the ingest thread, the RPC server and the signal handlers.
+#[derive(Debug)]
+pub struct Shared {
+    /// `config_hash` in force.
+    pub config_hash: String,
+    /// Proof budget (status).
+    pub budget_ms: u64,
+    /// BlockTorch fallbacks from the environment (status only).
+    pub blocktorch_env: (Option<String>, Option<String>),
+    /// Decision files.
+    pub decisions: RecordStore,
+    /// The operator journal.
+    pub journal: Mutex<JournalFile>,
+    /// What status serves.
+    pub view: RwLock<View>,
+    /// Token and rate limit.
+    pub live: RwLock<Live>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+/// Locks a mutex even if a panicking thread poisoned it (the data is still consistent: every
+/// writer replaces whole values).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Read access, poison-tolerant.
+pub fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Write access, poison-tolerant.
+pub fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

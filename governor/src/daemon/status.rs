@@ -1,0 +1,168 @@
+//! `governor.status`: the shared view turned into what an operator reads at 3 a.m.
+
+use std::collections::BTreeMap;
+
+use super::state::{lock, read, Shared};
+use crate::engine::RULES_VERSION;
+use crate::rpc::{
+    Blocktorch, EconomicsSample, GateRow, ReceiptHealth, ReleaseProvenance, Status,
+};
+use tb_config::Mode;
+
+/// Builds the status from the shared state.
+pub fn build(shared: &Shared) -> Status {
+    let (mode, mode_effective_epoch, last_closed) = {
+        let j = lock(&shared.journal);
+        let (m, e) = j.current_mode().unwrap_or((Mode::Shadow, 0));
+        (m, e, j.last_closed)
+    };
+    let view = read(&shared.view);
+    let last = view.last.as_ref();
+    let snap = last.map(|l| &l.decision.snapshot);
+    let gates = last
+        .map(|l| {
+            l.decision
+                .gates
+                .iter()
+                .map(|g| GateRow {
+                    name: g.name,
+                    state: g.state,
+                    enter_streak: g.enter_streak,
+                    exit_streak: g.exit_streak,
+                    enter_streak_required: g.enter_streak_required,
+                    exit_streak_required: g.exit_streak_required,
+                    reason: g.reason.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let economics = snap.map(|s| EconomicsSample {
+        epoch: s.epoch,
+        tx_count: s.tx_count,
+        tx_volume_micro: s.tx_volume_micro,
+        treasury_inflow_micro: s.treasury_inflow_micro,
+        unique_miners: s.unique_miners,
+        block_reward_per_block_micro: s.controls.block_reward_per_block_micro,
+        reward_volatility_bps: s.controls.reward_volatility_bps,
+        subsidy_share_bps: ["storage", "compute", "energy", "ad"]
+            .iter()
+            .zip(s.controls.subsidy_share_bps.as_array())
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+    });
+    let mut gauges = BTreeMap::new();
+    if let Some(s) = snap {
+        for (name, m) in ["storage", "compute", "energy", "ad"].iter().zip(s.markets.as_array()) {
+            let util = m.utilization_ppm.map(|u| i64::try_from(u).unwrap_or(i64::MAX));
+            gauges.insert(format!("{name}.utilization_ppm"), util);
+            gauges.insert(format!("{name}.provider_margin_ppm"), m.provider_margin_ppm);
+        }
+    }
+    let release_provenance = last.map(|l| ReleaseProvenance {
+        epoch: l.decision.epoch,
+        decision_hash: l.decision_hash.clone(),
+        snapshot_hash: l.decision.snapshot_hash.clone(),
+        attestation: l.keyid.clone(),
+        verified: l.verified,
+        hint: match (&l.keyid, l.verified) {
+            (None, _) => "decisions are unsigned: set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or \
+                          TB_GOVERNOR_KEY_FILE so auditors can verify them"
+                .to_owned(),
+            (Some(_), true) => format!(
+                "auditors check it offline: tb-cli governor verify --decisions {} --trusted-key <node public key>",
+                shared.decisions.dir().display()
+            ),
+            (Some(k), false) => format!(
+                "the attestation of epoch {} (keyid {k}) did not verify against this node's key: check the key file",
+                l.decision.epoch
+            ),
+        },
+    });
+    let receipt_health = receipt_health(&view.history.accepted, &view.history.rejected);
+    let blocktorch = blocktorch(shared, snap);
+    Status {
+        enabled: mode != Mode::Paused,
+        mode,
+        mode_effective_epoch,
+        rules_version: RULES_VERSION,
+        config_hash: shared.config_hash.clone(),
+        tip_height: view.tip_height,
+        last_closed_epoch: last_closed,
+        ingest: view.ingest.clone(),
+        gates,
+        pending_intents: view.pending.clone(),
+        last_economics_snapshot_hash: last.map(|l| l.decision.snapshot_hash.clone()),
+        economics,
+        telemetry_gauges_ppm: gauges,
+        params: view.params.clone(),
+        shadow_params: view.shadow_params.clone(),
+        release_provenance,
+        receipt_health,
+        blocktorch,
+        config_reload_error: view.config_reload_error.clone(),
+    }
+}
+
+fn receipt_health(accepted: &BTreeMap<String, u64>, rejected: &BTreeMap<String, u64>) -> ReceiptHealth {
+    let n = |k: &str| rejected.get(k).copied().unwrap_or(0);
+    let mut hints = Vec::new();
+    if n("bad_signature") > 0 {
+        hints.push(format!(
+            "{} receipts failed signature checks: check providers.json keys (a rotation?) and chain_id",
+            n("bad_signature")
+        ));
+    }
+    if n("key_not_found") > 0 {
+        hints.push(format!(
+            "{} receipts name a provider with no key valid at their height: update providers.json",
+            n("key_not_found")
+        ));
+    }
+    if n("replayed_nonce") > 0 {
+        hints.push(format!(
+            "{} receipts reused a nonce: a replay attempt or a provider that reset its counter",
+            n("replayed_nonce")
+        ));
+    }
+    if n("schema") > 0 {
+        hints.push(format!(
+            "{} receipts did not decode: check the exporter's tb.chain.v1 version",
+            n("schema")
+        ));
+    }
+    if n("below_min_payment") > 0 {
+        hints.push(format!("{} dust receipts below min_payment_micro", n("below_min_payment")));
+    }
+    if n("invalid_values") > 0 {
+        hints.push(format!(
+            "{} receipts carried impossible values (zero units, conversions > impressions, …)",
+            n("invalid_values")
+        ));
+    }
+    ReceiptHealth {
+        accepted: accepted.clone(),
+        rejected: rejected.clone(),
+        hints,
+    }
+}
+
+fn blocktorch(shared: &Shared, snap: Option<&tb_replay::Snapshot>) -> Blocktorch {
+    let proofs = snap.map(|s| &s.compute_proofs);
+    let chain_digest = proofs.and_then(|p| p.last_kernel_digest.clone());
+    let chain_commit = proofs.and_then(|p| p.last_benchmark_commit.clone());
+    let source = if chain_digest.is_some() {
+        "chain"
+    } else if shared.blocktorch_env.0.is_some() || shared.blocktorch_env.1.is_some() {
+        "env"
+    } else {
+        "none"
+    };
+    Blocktorch {
+        kernel_digest: chain_digest.or_else(|| shared.blocktorch_env.0.clone()),
+        benchmark_commit: chain_commit.or_else(|| shared.blocktorch_env.1.clone()),
+        proof_latency_p95_ms: proofs.and_then(|p| p.p95_ms),
+        budget_ms: shared.budget_ms,
+        aggregator_trace: proofs.and_then(|p| p.trace_hash.clone()),
+        source: source.to_owned(),
+    }
+}
