@@ -239,7 +239,10 @@ pub fn parse_intent_state(text: &str) -> Result<IntentState, String> {
         .find(|state| state.as_str() == text)
         .ok_or_else(|| {
             let names: Vec<&str> = ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown intent state {text:?} (one of: {})", names.join(", "))
+            format!(
+                "unknown intent state {text:?} (one of: {})",
+                names.join(", ")
+            )
         })
 }
 

@@ -48,7 +48,11 @@ impl Endpoint {
     pub fn from_args(rpc: &RpcArgs, token: Option<&TokenArgs>) -> Endpoint {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let url = resolve_url(rpc.rpc.as_deref(), env(RPC_URL_ENV));
-        let token = token.and_then(|t| t.token.clone().or_else(|| env(RPC_TOKEN_ENV).map(Secret::new)));
+        let token = token.and_then(|t| {
+            t.token
+                .clone()
+                .or_else(|| env(RPC_TOKEN_ENV).map(Secret::new))
+        });
         Endpoint {
             url,
             timeout: Duration::from_secs(rpc.timeout),
@@ -62,8 +66,8 @@ impl Endpoint {
         let mut headers = HeaderMap::new();
         if let Some(token) = &self.token {
             // The error must not echo the value: it is a secret.
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                .map_err(|_| {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
                     anyhow!("the RPC token contains characters an HTTP header cannot carry")
                 })?;
             value.set_sensitive(true);
@@ -119,10 +123,9 @@ impl Endpoint {
                 if let Some(TransportError::Rejected { status_code }) = err.downcast_ref() {
                     let status = *status_code;
                     return match status {
-                        401 | 403 => anyhow!(
-                            "{}",
-                            self.unauthorized(method, &format!("HTTP {status}"))
-                        ),
+                        401 | 403 => {
+                            anyhow!("{}", self.unauthorized(method, &format!("HTTP {status}")))
+                        }
                         429 => anyhow!(
                             "rate limited: the governor at {url} refused {method} (HTTP 429); \
                              retry in a second"
@@ -412,7 +415,11 @@ fn yes_no(value: bool) -> &'static str {
 
 /// Appends `rows` as `  key  value` lines with the keys padded to one width.
 fn push_pairs(out: &mut String, indent: &str, rows: &[(&str, String)]) {
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     for (key, value) in rows {
         let line = format!("{indent}{key:<width$}  {value}");
         out.push_str(line.trim_end());
@@ -472,7 +479,10 @@ pub fn render_status(s: &Status) -> String {
         ),
         (
             "mode",
-            format!("{} (effective from epoch {})", s.mode, s.mode_effective_epoch),
+            format!(
+                "{} (effective from epoch {})",
+                s.mode, s.mode_effective_epoch
+            ),
         ),
         (
             "last closed epoch",
@@ -482,7 +492,12 @@ pub fn render_status(s: &Status) -> String {
         ("tip height", or_dash(s.tip_height)),
         (
             "autopilot",
-            if s.params.economics_autopilot { "on" } else { "off" }.to_owned(),
+            if s.params.economics_autopilot {
+                "on"
+            } else {
+                "off"
+            }
+            .to_owned(),
         ),
         ("rules_version", s.rules_version.to_string()),
         ("config_hash", s.config_hash.clone()),
@@ -539,7 +554,11 @@ pub fn render_status(s: &Status) -> String {
             "REASON".to_owned(),
         ]];
         for i in &s.pending_intents {
-            rows.push(vec![i.id.clone(), i.epoch_apply.to_string(), i.reason.clone()]);
+            rows.push(vec![
+                i.id.clone(),
+                i.epoch_apply.to_string(),
+                i.reason.clone(),
+            ]);
         }
         push_table(&mut out, "  ", &rows);
     }
@@ -768,7 +787,10 @@ pub fn render_snapshot(r: &SnapshotResult) -> String {
         &[
             ("snapshot_hash", r.snapshot_hash.clone()),
             ("decision_hash", r.decision_hash.clone()),
-            ("prev_snapshot_hash", or_dash(s.prev_snapshot_hash.as_deref())),
+            (
+                "prev_snapshot_hash",
+                or_dash(s.prev_snapshot_hash.as_deref()),
+            ),
             (
                 "attestation",
                 r.attestation
@@ -787,7 +809,14 @@ pub fn render_snapshot(r: &SnapshotResult) -> String {
                 "receipts",
                 format!("accepted {accepted_total}, rejected {rejected_total}"),
             ),
-            ("compute proofs", format!("{} (p95 {} ms)", s.compute_proofs.count, or_dash(s.compute_proofs.p95_ms))),
+            (
+                "compute proofs",
+                format!(
+                    "{} (p95 {} ms)",
+                    s.compute_proofs.count,
+                    or_dash(s.compute_proofs.p95_ms)
+                ),
+            ),
         ],
     );
     out.push_str("  hint: pass --out FILE to save the exact bytes, then check them with b3sum\n");
@@ -924,8 +953,13 @@ mod tests {
         // The economics header line is the sample, and the hash follows it.
         assert!(text.contains("last_economics_snapshot_hash"));
         assert!(text.contains("hint: receipts look healthy"), "{text}");
-        assert!(text.contains("attestation                   unsigned") || text.contains("unsigned"));
-        assert!(text.contains("enter 2/3") && text.contains("exit 0/2"), "{text}");
+        assert!(
+            text.contains("attestation                   unsigned") || text.contains("unsigned")
+        );
+        assert!(
+            text.contains("enter 2/3") && text.contains("exit 0/2"),
+            "{text}"
+        );
         assert!(text.contains("autopilot          off"), "{text}");
         // Timeline order.
         let timeline = [
@@ -974,7 +1008,10 @@ mod tests {
             .find(|l| l.starts_with("STALLED: "))
             .expect("an unindented STALLED line");
         assert!(stall.contains("amount: not an integer"), "{text}");
-        assert!(line_of(&text, "STALLED: ") < line_of(&text, "gates"), "{text}");
+        assert!(
+            line_of(&text, "STALLED: ") < line_of(&text, "gates"),
+            "{text}"
+        );
         assert!(text.contains("CONFIG RELOAD REFUSED: gates.compute changed mid-chain"));
     }
 
@@ -1012,7 +1049,10 @@ mod tests {
             );
             assert!(head.contains("enter") && head.contains("pending"), "{text}");
             assert_eq!(lines[n * 3 + 1], format!("    reason: {}", i.reason));
-            assert_eq!(lines[n * 3 + 2], format!("    snapshot_hash={}", i.snapshot_hash));
+            assert_eq!(
+                lines[n * 3 + 2],
+                format!("    snapshot_hash={}", i.snapshot_hash)
+            );
         }
         // Columns line up.
         assert_eq!(lines[0].find("enter"), lines[3].find("enter"), "{text}");
@@ -1051,7 +1091,10 @@ mod tests {
     fn url_resolution() {
         assert_eq!(resolve_url(None, None), DEFAULT_RPC_URL);
         assert_eq!(resolve_url(None, Some("http://h:1".into())), "http://h:1");
-        assert_eq!(resolve_url(Some("http://f:2"), Some("http://h:1".into())), "http://f:2");
+        assert_eq!(
+            resolve_url(Some("http://f:2"), Some("http://h:1".into())),
+            "http://f:2"
+        );
     }
 
     #[test]
@@ -1122,7 +1165,10 @@ mod tests {
         write_snapshot(&path, &good).unwrap().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes, good.snapshot.canonical_bytes());
-        assert_eq!(blake3::hash(&bytes).to_hex().to_string(), good.snapshot_hash);
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().to_string(),
+            good.snapshot_hash
+        );
 
         let mut bad = good.clone();
         bad.snapshot_hash = "00".repeat(32);
@@ -1234,8 +1280,14 @@ mod tests {
             let e = fetch_snapshot(&ep, 99).await.unwrap_err().to_string();
             assert!(e.starts_with("unknown epoch"), "{e}");
 
-            let e = fetch_decisions(&ep, None, None).await.unwrap_err().to_string();
-            assert!(e.starts_with("rate limited") && e.contains("retry in a second"), "{e}");
+            let e = fetch_decisions(&ep, None, None)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("rate limited") && e.contains("retry in a second"),
+                "{e}"
+            );
 
             let client = ep.client().unwrap();
             let e = client
@@ -1246,7 +1298,10 @@ mod tests {
                 .to_string();
             assert!(e.starts_with("unauthorized"), "{e}");
             assert!(e.contains("no token was given"), "{e}");
-            assert!(e.contains("hint: pass --token or set TB_GOVERNOR_RPC_TOKEN"), "{e}");
+            assert!(
+                e.contains("hint: pass --token or set TB_GOVERNOR_RPC_TOKEN"),
+                "{e}"
+            );
 
             let secret = "s3cr3t-token-value";
             let ep_tok = endpoint(url.clone(), Some(secret));
@@ -1283,7 +1338,10 @@ mod tests {
             .unwrap()
             .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.starts_with(&format!("cannot reach the governor at {url}")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("cannot reach the governor at {url}")),
+            "{msg}"
+        );
         assert!(msg.contains("connection refused"), "{e:#}");
         assert!(msg.contains("tb-governor run"), "{msg}");
     }

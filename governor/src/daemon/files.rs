@@ -71,8 +71,13 @@ impl JournalFile {
         })?;
         let complete = text.rfind('\n').map_or(0, |i| i + 1);
         if complete < text.len() {
-            let f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
-            f.set_len(complete as u64).and_then(|()| f.sync_all()).map_err(io)?;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io)?;
+            f.set_len(complete as u64)
+                .and_then(|()| f.sync_all())
+                .map_err(io)?;
         }
         Ok(JournalFile {
             path: path.to_owned(),

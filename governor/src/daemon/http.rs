@@ -51,7 +51,10 @@ impl<S> Guard<S> {
             let now = Instant::now();
             let mut windows = lock(&self.windows);
             let w = windows.entry(c.ip).or_default();
-            while w.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            while w
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+            {
                 w.pop_front();
             }
             if w.len() >= rps as usize {
@@ -136,7 +139,10 @@ where
         self.inner.batch(batch)
     }
 
-    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = MethodResponse> + Send + 'a {
         self.inner.notification(n)
     }
 }
@@ -156,9 +162,9 @@ pub async fn serve(
     shared: Arc<Shared>,
     max_body_bytes: u32,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} (rpc.listen / TB_GOVERNOR_RPC_LISTEN): {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen} (rpc.listen / TB_GOVERNOR_RPC_LISTEN): {e}")
+    })?;
     let addr = listener.local_addr()?;
     let (stop_handle, server_handle) = stop_channel();
     let windows: Windows = Arc::default();
@@ -203,7 +209,7 @@ pub async fn serve(
                             "/metrics" => {
                                 let mut text = String::new();
                                 match encode(&mut text, &registry) {
-                                    Ok(()) => plain(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", text),
+                                    Ok(()) => plain(200, "text/plain; version=0.0.4; charset=utf-8", super::metrics::prometheus_text(&text)),
                                     Err(e) => plain(500, "text/plain", format!("encoding metrics failed: {e}\n")),
                                 }
                             }

@@ -61,7 +61,11 @@ impl Ingest {
                     return;
                 }
             };
-            let wait = if progressed { Duration::ZERO } else { self.poll };
+            let wait = if progressed {
+                Duration::ZERO
+            } else {
+                self.poll
+            };
             match stop.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
@@ -95,11 +99,16 @@ impl Ingest {
 
     fn publish_position(&self, stall: Option<String>) {
         let pos = self.reader.position().clone();
-        let tip = self.replayer.next_height().checked_sub(1).filter(|_| {
-            self.replayer.next_height() > self.replayer.config().genesis_height
-        });
+        let tip = self
+            .replayer
+            .next_height()
+            .checked_sub(1)
+            .filter(|_| self.replayer.next_height() > self.replayer.config().genesis_height);
         if let Some(t) = tip {
-            self.shared.metrics.governor_tip_height.set(i64::try_from(t).unwrap_or(i64::MAX));
+            self.shared
+                .metrics
+                .governor_tip_height
+                .set(i64::try_from(t).unwrap_or(i64::MAX));
         }
         let mut view = write(&self.shared.view);
         view.tip_height = tip;
@@ -127,7 +136,11 @@ impl Ingest {
                     .decisions
                     .write_sidecar(epoch, &att.to_bytes())
                     .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
-                let on_disk = self.shared.decisions.read_sidecar(epoch)?.unwrap_or_default();
+                let on_disk = self
+                    .shared
+                    .decisions
+                    .read_sidecar(epoch)?
+                    .unwrap_or_default();
                 let checks = tb_decisions::verify::check_one(
                     &decision.bytes,
                     &on_disk,
@@ -147,7 +160,13 @@ impl Ingest {
         }
         let s = &closed.snapshot;
         let acc = &s.receipts.accepted;
-        for (k, n) in [("storage", acc.storage), ("compute", acc.compute), ("energy", acc.energy), ("ad", acc.ad), ("slash", acc.slash)] {
+        for (k, n) in [
+            ("storage", acc.storage),
+            ("compute", acc.compute),
+            ("energy", acc.energy),
+            ("ad", acc.ad),
+            ("slash", acc.slash),
+        ] {
             *h.accepted.entry(k.to_owned()).or_default() += n;
         }
         let r = &s.receipts.rejected;

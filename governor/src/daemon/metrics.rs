@@ -109,26 +109,106 @@ impl Metrics {
     /// A registry exposing `self` (shared, so the registry only borrows through clones).
     pub fn registry(m: &Metrics) -> Registry {
         let mut r = Registry::default();
-        r.register("economics_block_reward_per_block", "Recommended block reward for the next epoch, BLOCK", m.economics_block_reward_per_block.clone());
-        r.register("economics_prev_market_metrics_utilization_ppm", "Last closed epoch's utilization per market, ppm", m.economics_prev_market_metrics_utilization_ppm.clone());
-        r.register("economics_prev_market_metrics_provider_margin_ppm", "Last closed epoch's provider margin per market, ppm", m.economics_prev_market_metrics_provider_margin_ppm.clone());
-        r.register("economics_epoch_tx_count", "Transactions in the last closed epoch", m.economics_epoch_tx_count.clone());
-        r.register("economics_epoch_tx_volume_block", "Transaction volume of the last closed epoch, BLOCK", m.economics_epoch_tx_volume_block.clone());
-        r.register("economics_epoch_treasury_inflow_block", "Treasury inflow of the last closed epoch, BLOCK", m.economics_epoch_treasury_inflow_block.clone());
-        r.register("receipt_emitted", "Accepted receipts per market (slash receipts under market=slash)", m.receipt_emitted.clone());
-        r.register("receipt_validation_errors", "Rejected receipts per reason", m.receipt_validation_errors.clone());
-        r.register("receipt_min_payment_rejected", "Receipts rejected as below_min_payment", m.receipt_min_payment_rejected.clone());
-        r.register("receipt_decoding_failures", "Receipts rejected as schema (do not decode)", m.receipt_decoding_failures.clone());
-        r.register("proof_verification_latency_ms", "Compute proof latency of the last closed epoch, ms", m.proof_verification_latency_ms.clone());
-        r.register("governor_gate_state", "1 when the gate is active", m.governor_gate_state.clone());
-        r.register("governor_gate_enter_streak", "Consecutive ok epochs while inactive", m.governor_gate_enter_streak.clone());
-        r.register("governor_gate_exit_streak", "Consecutive bad epochs while active", m.governor_gate_exit_streak.clone());
-        r.register("governor_intents", "Intents by gate, action and outcome", m.governor_intents.clone());
-        r.register("governor_mode", "1 for the mode the journal currently asks for", m.governor_mode.clone());
-        r.register("governor_last_closed_epoch", "Last closed epoch (-1 before the first)", m.governor_last_closed_epoch.clone());
-        r.register("governor_tip_height", "Height of the last ingested block (-1 before the first)", m.governor_tip_height.clone());
-        r.register("governor_decision_write_failures", "Decision files that could not be written", m.governor_decision_write_failures.clone());
-        r.register("governor_rpc_requests", "JSON-RPC requests by method and result code", m.governor_rpc_requests.clone());
+        r.register(
+            "economics_block_reward_per_block",
+            "Recommended block reward for the next epoch, BLOCK",
+            m.economics_block_reward_per_block.clone(),
+        );
+        r.register(
+            "economics_prev_market_metrics_utilization_ppm",
+            "Last closed epoch's utilization per market, ppm",
+            m.economics_prev_market_metrics_utilization_ppm.clone(),
+        );
+        r.register(
+            "economics_prev_market_metrics_provider_margin_ppm",
+            "Last closed epoch's provider margin per market, ppm",
+            m.economics_prev_market_metrics_provider_margin_ppm.clone(),
+        );
+        r.register(
+            "economics_epoch_tx_count",
+            "Transactions in the last closed epoch",
+            m.economics_epoch_tx_count.clone(),
+        );
+        r.register(
+            "economics_epoch_tx_volume_block",
+            "Transaction volume of the last closed epoch, BLOCK",
+            m.economics_epoch_tx_volume_block.clone(),
+        );
+        r.register(
+            "economics_epoch_treasury_inflow_block",
+            "Treasury inflow of the last closed epoch, BLOCK",
+            m.economics_epoch_treasury_inflow_block.clone(),
+        );
+        r.register(
+            "receipt_emitted",
+            "Accepted receipts per market (slash receipts under market=slash)",
+            m.receipt_emitted.clone(),
+        );
+        r.register(
+            "receipt_validation_errors",
+            "Rejected receipts per reason",
+            m.receipt_validation_errors.clone(),
+        );
+        r.register(
+            "receipt_min_payment_rejected",
+            "Receipts rejected as below_min_payment",
+            m.receipt_min_payment_rejected.clone(),
+        );
+        r.register(
+            "receipt_decoding_failures",
+            "Receipts rejected as schema (do not decode)",
+            m.receipt_decoding_failures.clone(),
+        );
+        r.register(
+            "proof_verification_latency_ms",
+            "Compute proof latency of the last closed epoch, ms",
+            m.proof_verification_latency_ms.clone(),
+        );
+        r.register(
+            "governor_gate_state",
+            "1 when the gate is active",
+            m.governor_gate_state.clone(),
+        );
+        r.register(
+            "governor_gate_enter_streak",
+            "Consecutive ok epochs while inactive",
+            m.governor_gate_enter_streak.clone(),
+        );
+        r.register(
+            "governor_gate_exit_streak",
+            "Consecutive bad epochs while active",
+            m.governor_gate_exit_streak.clone(),
+        );
+        r.register(
+            "governor_intents",
+            "Intents by gate, action and outcome",
+            m.governor_intents.clone(),
+        );
+        r.register(
+            "governor_mode",
+            "1 for the mode the journal currently asks for",
+            m.governor_mode.clone(),
+        );
+        r.register(
+            "governor_last_closed_epoch",
+            "Last closed epoch (-1 before the first)",
+            m.governor_last_closed_epoch.clone(),
+        );
+        r.register(
+            "governor_tip_height",
+            "Height of the last ingested block (-1 before the first)",
+            m.governor_tip_height.clone(),
+        );
+        r.register(
+            "governor_decision_write_failures",
+            "Decision files that could not be written",
+            m.governor_decision_write_failures.clone(),
+        );
+        r.register(
+            "governor_rpc_requests",
+            "JSON-RPC requests by method and result code",
+            m.governor_rpc_requests.clone(),
+        );
         r
     }
 
@@ -143,30 +223,10 @@ impl Metrics {
         }
     }
 
-    /// Records one closed epoch.
+    /// Records one closed epoch: gauges and counters.
     pub fn record_close(&self, snap: &Snapshot, decision: &ClosedDecision) {
+        self.set_gauges(snap, &decision.decision);
         let d = &decision.decision;
-        self.economics_block_reward_per_block
-            .set(block(snap.controls.block_reward_per_block_micro));
-        self.economics_epoch_tx_count.set(int(snap.tx_count));
-        self.economics_epoch_tx_volume_block
-            .set(block(snap.tx_volume_micro));
-        self.economics_epoch_treasury_inflow_block
-            .set(block(snap.treasury_inflow_micro));
-        for (name, m) in ["storage", "compute", "energy", "ad"]
-            .iter()
-            .zip(snap.markets.as_array())
-        {
-            let label = MarketLabel {
-                market: (*name).to_owned(),
-            };
-            self.economics_prev_market_metrics_utilization_ppm
-                .get_or_create(&label)
-                .set(m.utilization_ppm.map_or(-1, int));
-            self.economics_prev_market_metrics_provider_margin_ppm
-                .get_or_create(&label)
-                .set(m.provider_margin_ppm.unwrap_or(-1_000_000_000));
-        }
         let a = &snap.receipts.accepted;
         for (market, n) in [
             ("storage", a.storage),
@@ -196,8 +256,47 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
-        self.receipt_min_payment_rejected.inc_by(r.below_min_payment);
+        self.receipt_min_payment_rejected
+            .inc_by(r.below_min_payment);
         self.receipt_decoding_failures.inc_by(r.schema);
+        for i in &d.intents {
+            self.count_intent(i.gate, i.action.as_str(), "created");
+        }
+        for a in &d.activations {
+            if let Some(gate) = a.id.split('-').next().and_then(|g| g.parse::<Gate>().ok()) {
+                let action = if a.id.ends_with("-enter") {
+                    "enter"
+                } else {
+                    "exit"
+                };
+                self.count_intent(gate, action, a.outcome.as_str());
+            }
+        }
+    }
+
+    /// Sets the gauges from a closed epoch (also used on restart, where counters start at 0).
+    pub fn set_gauges(&self, snap: &Snapshot, d: &crate::engine::Decision) {
+        self.economics_block_reward_per_block
+            .set(block(snap.controls.block_reward_per_block_micro));
+        self.economics_epoch_tx_count.set(int(snap.tx_count));
+        self.economics_epoch_tx_volume_block
+            .set(block(snap.tx_volume_micro));
+        self.economics_epoch_treasury_inflow_block
+            .set(block(snap.treasury_inflow_micro));
+        for (name, m) in ["storage", "compute", "energy", "ad"]
+            .iter()
+            .zip(snap.markets.as_array())
+        {
+            let label = MarketLabel {
+                market: (*name).to_owned(),
+            };
+            self.economics_prev_market_metrics_utilization_ppm
+                .get_or_create(&label)
+                .set(m.utilization_ppm.map_or(-1, int));
+            self.economics_prev_market_metrics_provider_margin_ppm
+                .get_or_create(&label)
+                .set(m.provider_margin_ppm.unwrap_or(-1_000_000_000));
+        }
         let p = &snap.compute_proofs;
         for (stat, v) in [("p50", p.p50_ms), ("p95", p.p95_ms), ("max", p.max_ms)] {
             self.proof_verification_latency_ms
@@ -220,15 +319,6 @@ impl Metrics {
                 .get_or_create(&label)
                 .set(int(g.exit_streak));
         }
-        for i in &d.intents {
-            self.count_intent(i.gate, i.action.as_str(), "created");
-        }
-        for a in &d.activations {
-            if let Some(gate) = a.id.split('-').next().and_then(|g| g.parse::<Gate>().ok()) {
-                let action = if a.id.ends_with("-enter") { "enter" } else { "exit" };
-                self.count_intent(gate, action, a.outcome.as_str());
-            }
-        }
         self.governor_last_closed_epoch.set(int(d.epoch));
     }
 
@@ -240,5 +330,87 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+}
+
+/// Turns prometheus-client's OpenMetrics text into the Prometheus text format (0.0.4) that every
+/// scraper and `promtool check metrics` accept: counter families are named with their `_total`
+/// sample name, `# EOF` is dropped, and `economics_epoch_tx_count` (a name fixed by the runbook)
+/// is typed `untyped`, because the `_count` suffix is reserved for histograms and summaries.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            if counters.contains(name) {
+                Some(format!("{prefix}{name}_total {tail}"))
+            } else if name == "economics_epoch_tx_count" && *prefix == "# TYPE " {
+                Some(format!("{prefix}{name} untyped"))
+            } else {
+                None
+            }
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_design_metric_is_exported_in_prometheus_text() {
+        let m = Metrics::default();
+        m.set_mode(Mode::Shadow);
+        m.governor_rpc_requests
+            .get_or_create(&RpcLabel {
+                method: "governor.status".into(),
+                code: "0".into(),
+            })
+            .inc();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &Metrics::registry(&m)).unwrap();
+        let text = prometheus_text(&text);
+        for name in [
+            "economics_block_reward_per_block",
+            "economics_prev_market_metrics_utilization_ppm",
+            "economics_prev_market_metrics_provider_margin_ppm",
+            "economics_epoch_tx_count",
+            "economics_epoch_tx_volume_block",
+            "economics_epoch_treasury_inflow_block",
+            "receipt_emitted_total",
+            "receipt_validation_errors_total",
+            "receipt_min_payment_rejected_total",
+            "receipt_decoding_failures_total",
+            "proof_verification_latency_ms",
+            "governor_gate_state",
+            "governor_gate_enter_streak",
+            "governor_gate_exit_streak",
+            "governor_intents_total",
+            "governor_mode",
+            "governor_last_closed_epoch",
+            "governor_tip_height",
+            "governor_decision_write_failures_total",
+            "governor_rpc_requests_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing:\n{text}"
+            );
+        }
+        assert!(text.contains("# TYPE receipt_emitted_total counter"));
+        assert!(text.contains("# TYPE economics_epoch_tx_count untyped"));
+        assert!(!text.contains("# EOF"));
+        assert!(text.contains("governor_mode{mode=\"shadow\"} 1"));
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
-use self::state::{lock, write, Live, Shared, View};
+use self::state::{lock, write, LastClose, Live, Shared, View};
 use crate::commands::offline::Inputs;
 use crate::engine::{Engine, EventKind, Params};
 use crate::rpc::{GovernorApiServer, Ingest as IngestView};
@@ -74,13 +74,19 @@ fn try_checkpoint(
 ) -> Result<Resumed> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let cp: Checkpoint = serde_json::from_slice(&bytes).context("parsing the checkpoint")?;
-    anyhow::ensure!(cp.format == CHECKPOINT_FORMAT, "checkpoint format {}", cp.format);
+    anyhow::ensure!(
+        cp.format == CHECKPOINT_FORMAT,
+        "checkpoint format {}",
+        cp.format
+    );
     anyhow::ensure!(
         cp.config_hash == inputs.config_hash(),
         "it was taken under config_hash {}",
         cp.config_hash
     );
-    let file = store.read(cp.epoch)?.context("its decision file is missing")?;
+    let file = store
+        .read(cp.epoch)?
+        .context("its decision file is missing")?;
     anyhow::ensure!(
         tb_decisions::hash_hex(&file) == cp.decision_hash,
         "its decision hash does not match decision file {}",
@@ -92,7 +98,38 @@ fn try_checkpoint(
         replayer,
         engine: Engine::restore(inputs.engine_config(), cp.engine),
         history: cp.history,
-        from: format!("checkpoint after epoch {} ({}:{})", cp.epoch, cp.position.file, cp.position.line),
+        from: format!(
+            "checkpoint after epoch {} ({}:{})",
+            cp.epoch, cp.position.file, cp.position.line
+        ),
+    })
+}
+
+/// The last close as status shows it, read back from its decision file (after a restart).
+fn read_last_close(
+    store: &RecordStore,
+    epoch: u64,
+    signer: Option<&tb_decisions::Signer>,
+) -> Option<LastClose> {
+    let bytes = store.read(epoch).ok()??;
+    let decision: crate::engine::Decision = serde_json::from_slice(&bytes).ok()?;
+    let sidecar = store.read_sidecar(epoch).ok()?;
+    let keyid = sidecar.as_ref().and_then(|b| {
+        serde_json::from_slice::<tb_decisions::Attestation>(b)
+            .ok()
+            .map(|a| a.keyid)
+    });
+    let verified = match (signer, &sidecar) {
+        (Some(s), Some(b)) => {
+            tb_decisions::verify::check_one(&bytes, b, &[s.verifying_key()]).is_none()
+        }
+        _ => false,
+    };
+    Some(LastClose {
+        decision_hash: tb_decisions::hash_hex(&bytes),
+        decision,
+        keyid,
+        verified,
     })
 }
 
@@ -104,7 +141,11 @@ fn check_config_drift(store: &RecordStore, newest: Option<u64>, config_hash: &st
     let bytes = store.read(epoch)?.unwrap_or_default();
     let recorded = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
-        .and_then(|v| v.get("config_hash").and_then(|h| h.as_str()).map(str::to_owned));
+        .and_then(|v| {
+            v.get("config_hash")
+                .and_then(|h| h.as_str())
+                .map(str::to_owned)
+        });
     match recorded {
         Some(h) if h != config_hash => anyhow::bail!(
             "the decision-relevant configuration changed since epoch {epoch} was decided \
@@ -119,7 +160,12 @@ fn check_config_drift(store: &RecordStore, newest: Option<u64>, config_hash: &st
 fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<()> {
     match journal.current_mode() {
         Some((current, _)) if current == want => Ok(()),
-        _ => {
+        current => {
+            if let Some((current, _)) = current {
+                tracing::warn!(
+                    "the configuration asks for mode {want} but the journal's mode is {current}:                      journaling set_mode {want}. To keep {current} across restarts, set it in                      the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+                );
+            }
             let ev = journal.append(EventKind::SetMode, Some(want), None, why, DAEMON_OPERATOR)?;
             tracing::info!(
                 "journaled set_mode {want} as seq {} (effective at epoch {})",
@@ -172,6 +218,11 @@ pub async fn run(
     let st = resumed.engine.state();
     let (params, shadow_params) = (st.params.clone(), st.shadow_params.clone());
     let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
+    let last = st
+        .last_epoch
+        .and_then(|e| read_last_close(&store, e, signer.as_ref()));
+    let next_height = resumed.replayer.next_height();
+    let tip_height = (next_height > config.governor.genesis_height).then(|| next_height - 1);
     let shared = Arc::new(Shared {
         config_hash: config_hash.clone(),
         budget_ms: budget,
@@ -182,16 +233,20 @@ pub async fn run(
         decisions: store,
         journal: Mutex::new(journal),
         view: RwLock::new(View {
-            tip_height: None,
+            tip_height,
             ingest: IngestView {
                 file: resumed.reader.position().file.clone(),
                 line: resumed.reader.position().line,
                 stall: None,
             },
-            last: None,
+            last: last.clone(),
             pending: st.pending.clone(),
             history: resumed.history.clone(),
-            params: if st.last_epoch.is_some() { params } else { Params::initial(budget) },
+            params: if st.last_epoch.is_some() {
+                params
+            } else {
+                Params::initial(budget)
+            },
             shadow_params,
             config_reload_error: None,
         }),
@@ -204,13 +259,27 @@ pub async fn run(
     shared.metrics.set_mode(mode_now);
     shared.metrics.governor_last_closed_epoch.set(-1);
     shared.metrics.governor_tip_height.set(-1);
+    if let Some(l) = &last {
+        shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
+    }
+    if let Some(t) = tip_height {
+        shared
+            .metrics
+            .governor_tip_height
+            .set(i64::try_from(t).unwrap_or(i64::MAX));
+    }
 
     let module = server::Server {
         shared: shared.clone(),
     }
     .into_rpc();
-    let (addr, handle) =
-        http::serve(&config.rpc.listen, module.into(), shared.clone(), config.rpc.max_body_bytes).await?;
+    let (addr, handle) = http::serve(
+        &config.rpc.listen,
+        module.into(),
+        shared.clone(),
+        config.rpc.max_body_bytes,
+    )
+    .await?;
     tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
     on_ready(addr);
 
@@ -271,12 +340,20 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             rps: fresh.config.rpc.rps,
         };
         let want = fresh.config.mode();
-        journal_mode(&mut lock(&shared.journal), want, "SIGHUP: mode from configuration")?;
+        journal_mode(
+            &mut lock(&shared.journal),
+            want,
+            "SIGHUP: mode from configuration",
+        )?;
         shared.metrics.set_mode(want);
         tracing::info!(
             "configuration reloaded: mode {want}, rps {}, token {}",
             fresh.config.rpc.rps,
-            if fresh.config.rpc.token.is_some() { "set" } else { "unset" }
+            if fresh.config.rpc.token.is_some() {
+                "set"
+            } else {
+                "unset"
+            }
         );
         Ok(())
     })();

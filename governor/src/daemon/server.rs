@@ -17,11 +17,19 @@ pub struct Server {
 }
 
 fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(jsonrpsee::types::error::INVALID_PARAMS_CODE, msg.into(), None::<()>)
+    ErrorObjectOwned::owned(
+        jsonrpsee::types::error::INVALID_PARAMS_CODE,
+        msg.into(),
+        None::<()>,
+    )
 }
 
 fn internal(msg: impl std::fmt::Display) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(jsonrpsee::types::error::INTERNAL_ERROR_CODE, msg.to_string(), None::<()>)
+    ErrorObjectOwned::owned(
+        jsonrpsee::types::error::INTERNAL_ERROR_CODE,
+        msg.to_string(),
+        None::<()>,
+    )
 }
 
 fn limit_of(limit: Option<u32>) -> Result<usize, ErrorObjectOwned> {
@@ -110,7 +118,11 @@ impl GovernorApiServer for Server {
         Ok(IntentsResult { intents })
     }
 
-    async fn decisions(&self, from_epoch: Option<u64>, limit: Option<u32>) -> RpcResult<DecisionsResult> {
+    async fn decisions(
+        &self,
+        from_epoch: Option<u64>,
+        limit: Option<u32>,
+    ) -> RpcResult<DecisionsResult> {
         let limit = limit_of(limit)? as u64;
         let last = lock(&self.shared.journal).last_closed;
         let Some(last) = last else {
@@ -122,11 +134,7 @@ impl GovernorApiServer for Server {
             let Ok((d, bytes)) = self.load_decision(epoch) else {
                 continue;
             };
-            let attested = self
-                .shared
-                .decisions
-                .sidecar_path(epoch)
-                .exists();
+            let attested = self.shared.decisions.sidecar_path(epoch).exists();
             decisions.push(DecisionSummary {
                 epoch,
                 decision_hash: tb_decisions::hash_hex(&bytes),
@@ -155,19 +163,31 @@ impl GovernorApiServer for Server {
         })
     }
 
-    async fn submit_exit(&self, gate: Gate, reason: String, operator: String) -> RpcResult<JournalReceipt> {
-        let active = read(&self.shared.view)
-            .last
-            .as_ref()
-            .and_then(|l| l.decision.gates.iter().find(|g| g.name == gate).map(|g| g.state))
-            == Some(GateStatus::Active);
+    async fn submit_exit(
+        &self,
+        gate: Gate,
+        reason: String,
+        operator: String,
+    ) -> RpcResult<JournalReceipt> {
+        let active = read(&self.shared.view).last.as_ref().and_then(|l| {
+            l.decision
+                .gates
+                .iter()
+                .find(|g| g.name == gate)
+                .map(|g| g.state)
+        }) == Some(GateStatus::Active);
         if !active {
             tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
         }
         self.journal(EventKind::ManualExit, None, Some(gate), &reason, &operator)
     }
 
-    async fn set_mode(&self, mode: Mode, reason: String, operator: String) -> RpcResult<JournalReceipt> {
+    async fn set_mode(
+        &self,
+        mode: Mode,
+        reason: String,
+        operator: String,
+    ) -> RpcResult<JournalReceipt> {
         self.journal(EventKind::SetMode, Some(mode), None, &reason, &operator)
     }
 }

@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 
 use super::state::{lock, read, Shared};
 use crate::engine::RULES_VERSION;
-use crate::rpc::{
-    Blocktorch, EconomicsSample, GateRow, ReceiptHealth, ReleaseProvenance, Status,
-};
+use crate::rpc::{Blocktorch, EconomicsSample, GateRow, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
 
 /// Builds the status from the shared state.
@@ -52,8 +50,13 @@ pub fn build(shared: &Shared) -> Status {
     });
     let mut gauges = BTreeMap::new();
     if let Some(s) = snap {
-        for (name, m) in ["storage", "compute", "energy", "ad"].iter().zip(s.markets.as_array()) {
-            let util = m.utilization_ppm.map(|u| i64::try_from(u).unwrap_or(i64::MAX));
+        for (name, m) in ["storage", "compute", "energy", "ad"]
+            .iter()
+            .zip(s.markets.as_array())
+        {
+            let util = m
+                .utilization_ppm
+                .map(|u| i64::try_from(u).unwrap_or(i64::MAX));
             gauges.insert(format!("{name}.utilization_ppm"), util);
             gauges.insert(format!("{name}.provider_margin_ppm"), m.provider_margin_ppm);
         }
@@ -103,7 +106,10 @@ pub fn build(shared: &Shared) -> Status {
     }
 }
 
-fn receipt_health(accepted: &BTreeMap<String, u64>, rejected: &BTreeMap<String, u64>) -> ReceiptHealth {
+fn receipt_health(
+    accepted: &BTreeMap<String, u64>,
+    rejected: &BTreeMap<String, u64>,
+) -> ReceiptHealth {
     let n = |k: &str| rejected.get(k).copied().unwrap_or(0);
     let mut hints = Vec::new();
     if n("bad_signature") > 0 {
@@ -131,7 +137,10 @@ fn receipt_health(accepted: &BTreeMap<String, u64>, rejected: &BTreeMap<String, 
         ));
     }
     if n("below_min_payment") > 0 {
-        hints.push(format!("{} dust receipts below min_payment_micro", n("below_min_payment")));
+        hints.push(format!(
+            "{} dust receipts below min_payment_micro",
+            n("below_min_payment")
+        ));
     }
     if n("invalid_values") > 0 {
         hints.push(format!(
