@@ -106,6 +106,60 @@ fn block(micro: u64) -> f64 {
 }
 
 impl Metrics {
+    /// Metrics with every known label set present (at zero, or -1 for "no data yet"), so each
+    /// name of the runbook is exported from the first scrape on.
+    pub fn new() -> Self {
+        let m = Metrics::default();
+        for market in ["storage", "compute", "energy", "ad"] {
+            let l = MarketLabel {
+                market: market.to_owned(),
+            };
+            m.economics_prev_market_metrics_utilization_ppm.get_or_create(&l).set(-1);
+            m.economics_prev_market_metrics_provider_margin_ppm.get_or_create(&l).set(-1_000_000_000);
+        }
+        for market in ["storage", "compute", "energy", "ad", "slash"] {
+            m.receipt_emitted.get_or_create(&MarketLabel {
+                market: market.to_owned(),
+            });
+        }
+        for reason in tb_replay::Reason::ALL {
+            m.receipt_validation_errors.get_or_create(&ReasonLabel {
+                reason: reason.as_str().to_owned(),
+            });
+        }
+        for stat in ["p50", "p95", "max"] {
+            m.proof_verification_latency_ms
+                .get_or_create(&StatLabel {
+                    stat: stat.to_owned(),
+                })
+                .set(-1);
+        }
+        for gate in Gate::ALL {
+            let l = GateLabel {
+                gate: gate.as_str().to_owned(),
+            };
+            m.governor_gate_state.get_or_create(&l);
+            m.governor_gate_enter_streak.get_or_create(&l);
+            m.governor_gate_exit_streak.get_or_create(&l);
+            for action in ["enter", "exit"] {
+                m.governor_intents.get_or_create(&IntentLabel {
+                    gate: gate.as_str().to_owned(),
+                    action: action.to_owned(),
+                    outcome: "created".to_owned(),
+                });
+            }
+        }
+        for method in crate::rpc::METHODS {
+            m.governor_rpc_requests.get_or_create(&RpcLabel {
+                method: method.to_owned(),
+                code: "0".to_owned(),
+            });
+        }
+        m.governor_last_closed_epoch.set(-1);
+        m.governor_tip_height.set(-1);
+        m
+    }
+
     /// A registry exposing `self` (shared, so the registry only borrows through clones).
     pub fn registry(m: &Metrics) -> Registry {
         let mut r = Registry::default();
@@ -370,14 +424,8 @@ mod tests {
 
     #[test]
     fn every_design_metric_is_exported_in_prometheus_text() {
-        let m = Metrics::default();
+        let m = Metrics::new();
         m.set_mode(Mode::Shadow);
-        m.governor_rpc_requests
-            .get_or_create(&RpcLabel {
-                method: "governor.status".into(),
-                code: "0".into(),
-            })
-            .inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &Metrics::registry(&m)).unwrap();
         let text = prometheus_text(&text);

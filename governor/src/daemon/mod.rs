@@ -254,11 +254,9 @@ pub async fn run(
             token: config.rpc.token.clone(),
             rps: config.rpc.rps,
         }),
-        metrics: Metrics::default(),
+        metrics: Metrics::new(),
     });
     shared.metrics.set_mode(mode_now);
-    shared.metrics.governor_last_closed_epoch.set(-1);
-    shared.metrics.governor_tip_height.set(-1);
     if let Some(l) = &last {
         shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
     }

@@ -69,5 +69,15 @@ pub trait GovernorApi {
     ) -> RpcResult<JournalReceipt>;
 }
 
+/// Every method, for metrics and docs.
+pub const METHODS: [&str; 6] = [
+    "governor.status",
+    "governor.intents",
+    "governor.decisions",
+    "governor.snapshot",
+    "governor.submit_exit",
+    "governor.set_mode",
+];
+
 /// Methods that change state and so need `Authorization: Bearer <token>`.
 pub const MUTATING_METHODS: [&str; 2] = ["governor.submit_exit", "governor.set_mode"];
