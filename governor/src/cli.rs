@@ -29,6 +29,19 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Run the daemon: ingest the chain, decide every epoch, serve JSON-RPC and /metrics.
     Run(RunArgs),
+    /// Simulate a launch, replay it, sign and verify the decisions, and tell what happened.
+    Demo(DemoArgs),
+}
+
+/// `tb-governor demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for everything the demo writes (cleared first if a previous demo made it).
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// PRNG seed of the simulated chain.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `tb-governor run`.

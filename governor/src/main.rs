@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::run(args),
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Demo(args) => commands::demo::run(args),
     };
     tb_governor::exit(result.map(|()| true))
 }

@@ -114,16 +114,20 @@ impl Metrics {
             let l = MarketLabel {
                 market: market.to_owned(),
             };
-            m.economics_prev_market_metrics_utilization_ppm.get_or_create(&l).set(-1);
-            m.economics_prev_market_metrics_provider_margin_ppm.get_or_create(&l).set(-1_000_000_000);
+            m.economics_prev_market_metrics_utilization_ppm
+                .get_or_create(&l)
+                .set(-1);
+            m.economics_prev_market_metrics_provider_margin_ppm
+                .get_or_create(&l)
+                .set(-1_000_000_000);
         }
         for market in ["storage", "compute", "energy", "ad", "slash"] {
-            m.receipt_emitted.get_or_create(&MarketLabel {
+            let _ = m.receipt_emitted.get_or_create(&MarketLabel {
                 market: market.to_owned(),
             });
         }
         for reason in tb_replay::Reason::ALL {
-            m.receipt_validation_errors.get_or_create(&ReasonLabel {
+            let _ = m.receipt_validation_errors.get_or_create(&ReasonLabel {
                 reason: reason.as_str().to_owned(),
             });
         }
@@ -138,11 +142,11 @@ impl Metrics {
             let l = GateLabel {
                 gate: gate.as_str().to_owned(),
             };
-            m.governor_gate_state.get_or_create(&l);
-            m.governor_gate_enter_streak.get_or_create(&l);
-            m.governor_gate_exit_streak.get_or_create(&l);
+            let _ = m.governor_gate_state.get_or_create(&l);
+            let _ = m.governor_gate_enter_streak.get_or_create(&l);
+            let _ = m.governor_gate_exit_streak.get_or_create(&l);
             for action in ["enter", "exit"] {
-                m.governor_intents.get_or_create(&IntentLabel {
+                let _ = m.governor_intents.get_or_create(&IntentLabel {
                     gate: gate.as_str().to_owned(),
                     action: action.to_owned(),
                     outcome: "created".to_owned(),
@@ -150,7 +154,7 @@ impl Metrics {
             }
         }
         for method in crate::rpc::METHODS {
-            m.governor_rpc_requests.get_or_create(&RpcLabel {
+            let _ = m.governor_rpc_requests.get_or_create(&RpcLabel {
                 method: method.to_owned(),
                 code: "0".to_owned(),
             });

@@ -36,7 +36,9 @@ use crate::rpc::{GovernorApiServer, Ingest as IngestView};
 use crate::signing::load_signer;
 
 /// Operator name on events the daemon journals itself.
-const DAEMON_OPERATOR: &str = "tb-governor";
+pub const DAEMON_OPERATOR: &str = "tb-governor";
+/// Reason of the `set_mode` event a first start journals.
+pub const FIRST_START_REASON: &str = "first start: mode from configuration";
 
 /// Replay + engine + history restored from a checkpoint or started at genesis.
 struct Resumed {
@@ -157,7 +159,7 @@ fn check_config_drift(store: &RecordStore, newest: Option<u64>, config_hash: &st
 }
 
 /// Appends a `set_mode` event when the configured mode differs from the journal's.
-fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<()> {
+pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<()> {
     match journal.current_mode() {
         Some((current, _)) if current == want => Ok(()),
         current => {
@@ -204,7 +206,7 @@ pub async fn run(
         &mut journal,
         config.mode(),
         if first_start {
-            "first start: mode from configuration"
+            FIRST_START_REASON
         } else {
             "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
         },
