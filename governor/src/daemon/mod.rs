@@ -233,6 +233,7 @@ pub async fn run(
             config.governor.blocktorch_benchmark_commit.clone(),
         ),
         decisions: store,
+        node_public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
         journal: Mutex::new(journal),
         view: RwLock::new(View {
             tip_height,

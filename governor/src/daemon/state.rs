@@ -64,6 +64,8 @@ pub struct Shared {
     pub blocktorch_env: (Option<String>, Option<String>),
     /// Decision files.
     pub decisions: RecordStore,
+    /// This node's attestation public key (hex), when signing is on, for status hints.
+    pub node_public_key: Option<String>,
     /// The operator journal.
     pub journal: Mutex<JournalFile>,
     /// What status serves.

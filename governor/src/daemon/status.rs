@@ -72,8 +72,9 @@ pub fn build(shared: &Shared) -> Status {
                           TB_GOVERNOR_KEY_FILE so auditors can verify them"
                 .to_owned(),
             (Some(_), true) => format!(
-                "auditors check it offline: tb-cli governor verify --decisions {} --trusted-key <node public key>",
-                shared.decisions.dir().display()
+                "auditors check it offline: tb-cli governor verify --decisions {} --trusted-key {}",
+                shared.decisions.dir().display(),
+                shared.node_public_key.as_deref().unwrap_or("<node public key>")
             ),
             (Some(k), false) => format!(
                 "the attestation of epoch {} (keyid {k}) did not verify against this node's key: check the key file",
