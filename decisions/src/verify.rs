@@ -94,6 +94,11 @@ pub fn verify_dir(
     Ok(out)
 }
 
+/// Checks one record against its sidecar bytes (no chain link); `None` = attestation matches.
+pub fn check_one(body: &[u8], sidecar: &[u8], trusted: &[VerifyingKey]) -> Option<Problem> {
+    check_sidecar(body, &crate::hash_hex(body), Some(sidecar), trusted).1
+}
+
 fn check_sidecar(
     body: &[u8],
     hash: &str,

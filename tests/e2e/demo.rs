@@ -12,9 +12,18 @@ fn the_demo_narrative_states_what_the_files_prove() {
         out.contains("epoch  2: entered economics, storage, compute, energy, ad, ad_contextual, ad_presence, operational"),
         "{out}"
     );
-    assert!(out.contains("epoch  5: exited  economics, storage"), "{out}");
-    assert!(out.contains("epoch  9: entered economics, storage"), "{out}");
-    assert!(out.contains("Verification: 12/12 decision files: Attestation matches"), "{out}");
+    assert!(
+        out.contains("epoch  5: exited  economics, storage"),
+        "{out}"
+    );
+    assert!(
+        out.contains("epoch  9: entered economics, storage"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Verification: 12/12 decision files: Attestation matches"),
+        "{out}"
+    );
     for reason in [
         "schema",
         "below_min_payment",
@@ -23,7 +32,10 @@ fn the_demo_narrative_states_what_the_files_prove() {
         "replayed_nonce",
         "invalid_values",
     ] {
-        assert!(out.contains(&format!("  {reason:<18} 60")), "{reason}: {out}");
+        assert!(
+            out.contains(&format!("  {reason:<18} 60")),
+            "{reason}: {out}"
+        );
     }
 
     // The decision files agree with the narrative.
@@ -42,7 +54,10 @@ fn the_demo_narrative_states_what_the_files_prove() {
     };
     assert_eq!(ids(2).len(), 8);
     assert_eq!(ids(5), ["economics-00000005-exit", "storage-00000005-exit"]);
-    assert_eq!(ids(9), ["economics-00000009-enter", "storage-00000009-enter"]);
+    assert_eq!(
+        ids(9),
+        ["economics-00000009-enter", "storage-00000009-enter"]
+    );
 
     // The printed follow-up commands work: verify with the printed key, and b3sum's hash.
     let verify = out
@@ -52,11 +67,17 @@ fn the_demo_narrative_states_what_the_files_prove() {
     let args: Vec<&str> = verify.split_whitespace().skip(1).collect();
     let r = run_expect("tb-cli", &args, tmp.path(), &[], 0);
     assert_eq!(r.stdout.matches("Attestation matches").count(), 12);
-    let b3 = out.lines().find(|l| l.trim_start().starts_with("b3sum")).unwrap();
+    let b3 = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("b3sum"))
+        .unwrap();
     let mut parts = b3.split_whitespace();
     let file = parts.nth(1).unwrap();
     let printed = b3.rsplit(' ').next().unwrap();
-    assert_eq!(tb_decisions::hash_hex(&std::fs::read(file).unwrap()), printed);
+    assert_eq!(
+        tb_decisions::hash_hex(&std::fs::read(file).unwrap()),
+        printed
+    );
     let audit = out
         .lines()
         .find(|l| l.trim_start().starts_with("tb-cli governor audit"))
@@ -69,7 +90,17 @@ fn the_demo_narrative_states_what_the_files_prove() {
     run_expect("tb-governor", &["demo", "--dir", "d"], tmp.path(), &[], 0);
     std::fs::create_dir(tmp.path().join("mine")).unwrap();
     std::fs::write(tmp.path().join("mine/precious.txt"), "keep").unwrap();
-    let r = run_expect("tb-governor", &["demo", "--dir", "mine"], tmp.path(), &[], 2);
-    assert!(r.stderr.contains("not made by `tb-governor demo`"), "{}", r.stderr);
+    let r = run_expect(
+        "tb-governor",
+        &["demo", "--dir", "mine"],
+        tmp.path(),
+        &[],
+        2,
+    );
+    assert!(
+        r.stderr.contains("not made by `tb-governor demo`"),
+        "{}",
+        r.stderr
+    );
     assert!(tmp.path().join("mine/precious.txt").exists());
 }

@@ -122,6 +122,12 @@ fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// `num · 1e6 / den` (floored), saturating at `i64::MAX` rather than wrapping.
+fn ppm(num: u64, den: u64) -> i64 {
+    let r = u128::from(num) * 1_000_000 / u128::from(den.max(1));
+    i64::try_from(r).unwrap_or(i64::MAX)
+}
+
 fn metrics<const N: usize>(pairs: [(&str, Option<i64>); N]) -> Metrics {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -296,8 +302,7 @@ fn market(m: &MarketStats, proofs: Option<&Snapshot>, c: &MarketGate) -> Judgeme
 }
 
 fn tier(t: &TierStats, c: &AdTierGate) -> Judgement {
-    let conversion = (t.impressions > 0)
-        .then(|| int((u128::from(t.conversions) * 1_000_000 / u128::from(t.impressions)) as u64));
+    let conversion = (t.impressions > 0).then(|| ppm(t.conversions, t.impressions));
     let mut enter = Checks::default();
     let mut exit = Checks::default();
     enter.require(t.settlements >= c.settlements_min, || {

@@ -451,8 +451,11 @@ fn a_market_gate_judges_only_its_own_market() {
     }
 }
 
-/// Compute's proof SLA: `(what, count, violations, market has data, (enter_ok, exit_bad))`.
-const SLA: &[(&str, u64, u64, bool, (bool, bool))] = &[
+/// `(what, proof count, sla_violations, compute market has data, (enter_ok, exit_bad))`.
+type SlaCase = (&'static str, u64, u64, bool, (bool, bool));
+
+/// Compute's proof SLA cases.
+const SLA: &[SlaCase] = &[
     ("1 %", 100, 1, true, (true, false)),
     ("2 %", 100, 2, true, (false, false)),
     ("5 %", 100, 5, true, (false, false)),
