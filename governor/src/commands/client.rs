@@ -451,14 +451,33 @@ fn push_table(out: &mut String, indent: &str, rows: &[Vec<String>]) {
     }
 }
 
-/// `name a, name b` of a counter map, with its total.
+/// A counter map's total, with its non-zero counters by name.
 fn counters(map: &std::collections::BTreeMap<String, u64>) -> String {
     let total = map.values().fold(0u64, |sum, v| sum.saturating_add(*v));
-    if map.is_empty() {
-        return "0".to_owned();
+    let parts: Vec<String> = map
+        .iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if parts.is_empty() {
+        total.to_string()
+    } else {
+        format!("{total}  ({})", parts.join(", "))
     }
-    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    format!("{total}  ({})", parts.join(", "))
+}
+
+/// `on`/`off` from the runtime params, noting the shadow params when they differ.
+fn autopilot(s: &Status) -> String {
+    let word = |on: bool| if on { "on" } else { "off" };
+    let runtime = word(s.params.economics_autopilot);
+    if s.shadow_params.economics_autopilot == s.params.economics_autopilot {
+        runtime.to_owned()
+    } else {
+        format!(
+            "{runtime} (shadow params: {})",
+            word(s.shadow_params.economics_autopilot)
+        )
+    }
 }
 
 /// The human `status`, in the order of DESIGN §9: header, gates, pending intents, economics,
@@ -490,15 +509,7 @@ pub fn render_status(s: &Status) -> String {
                 .map_or_else(|| "- (none yet)".to_owned(), |e| e.to_string()),
         ),
         ("tip height", or_dash(s.tip_height)),
-        (
-            "autopilot",
-            if s.params.economics_autopilot {
-                "on"
-            } else {
-                "off"
-            }
-            .to_owned(),
-        ),
+        ("autopilot", autopilot(s)),
         ("rules_version", s.rules_version.to_string()),
         ("config_hash", s.config_hash.clone()),
         ("ingest", format!("{}:{}", s.ingest.file, s.ingest.line)),
@@ -510,7 +521,8 @@ pub fn render_status(s: &Status) -> String {
     if let Some(stall) = &s.ingest.stall {
         let _ = writeln!(
             out,
-            "STALLED: {stall}\n         (ingestion has stopped here; no epoch closes until it resumes)"
+            "STALLED: {stall}\n         \
+             (ingestion has stopped here; no epoch closes until it resumes)"
         );
     }
     if let Some(err) = &s.config_reload_error {
@@ -925,10 +937,18 @@ mod tests {
         }
     }
 
-    /// Index of the first line starting (after trimming) with `title`.
+    /// Index of the first line starting with `title`: unindented for section titles, after
+    /// trimming for `hint:` and `→` lines (which sit inside their section).
     fn line_of(text: &str, title: &str) -> usize {
+        let nested = title.starts_with("hint:") || title.starts_with('→') || title == "header";
         text.lines()
-            .position(|l| l.trim_start().starts_with(title))
+            .position(|l| {
+                if nested {
+                    l.trim_start().starts_with(title)
+                } else {
+                    l.starts_with(title)
+                }
+            })
             .unwrap_or_else(|| panic!("no line starts with {title:?} in:\n{text}"))
     }
 
@@ -960,7 +980,8 @@ mod tests {
             text.contains("enter 2/3") && text.contains("exit 0/2"),
             "{text}"
         );
-        assert!(text.contains("autopilot          off"), "{text}");
+        assert!(text.contains("autopilot          off\n"), "{text}");
+        assert!(text.contains("rejected  1  (bad_signature 1)\n"), "{text}");
         // Timeline order.
         let timeline = [
             "header",
@@ -1026,12 +1047,19 @@ mod tests {
         s.pending_intents.clear();
         s.telemetry_gauges_ppm.clear();
         s.receipt_health.hints = vec!["many bad signatures: check providers.json".to_owned()];
+        s.receipt_health.rejected = BTreeMap::from([("schema".to_owned(), 0)]);
+        s.shadow_params.economics_autopilot = true;
         let text = render_status(&s);
         assert!(text.contains("hint: no epoch has closed yet"), "{text}");
         assert!(text.contains("hint: many bad signatures"), "{text}");
         assert!(!text.contains("receipts look healthy"));
         assert!(line_of(&text, "hint: no epoch") < line_of(&text, "receipt health summary"));
         assert!(text.contains("header              -"), "{text}");
+        assert!(text.contains("rejected  0\n"), "{text}");
+        assert!(
+            text.contains("autopilot          off (shadow params: on)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1055,7 +1083,7 @@ mod tests {
             );
         }
         // Columns line up.
-        assert_eq!(lines[0].find("enter"), lines[3].find("enter"), "{text}");
+        assert_eq!(lines[0].find("pending"), lines[3].find("pending"), "{text}");
         assert_eq!(render_intents(&[]), "no intents match\n");
     }
 
