@@ -3,8 +3,11 @@
 //! The binaries are the ones `cargo test --workspace` (or `scripts/test`) builds into the same
 //! target directory as the test executable.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Path of a workspace binary (`tb-governor`, `tb-cli`) next to the running test executable.
 pub fn bin(name: &str) -> PathBuf {
@@ -76,4 +79,438 @@ pub fn run_expect(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], c
         r.stderr
     );
     r
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon (`tb-governor run`) and raw HTTP.
+
+/// How long any wait for the daemon may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Pause between two polls of a condition.
+pub const POLL: Duration = Duration::from_millis(25);
+
+/// Polls `f` (with [`POLL`] between attempts) until it returns `Some`, or panics after `timeout`
+/// with `what` and the message `on_timeout` builds.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+    on_timeout: impl FnOnce() -> String,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() >= timeout {
+            panic!(
+                "timed out after {:?} waiting for {what}\n{}",
+                timeout,
+                on_timeout()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A running `tb-governor run --config F`: started by [`Daemon::start`], killed (SIGKILL) and
+/// reaped when dropped. Its stderr goes to a log file (appended, so restarts share one log) that
+/// failure messages quote.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, from the daemon's `listening on` line.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Directory the daemon and the `tb-cli` calls run in.
+    pub cwd: PathBuf,
+    log: PathBuf,
+    log_start: u64,
+}
+
+impl Daemon {
+    /// Starts `tb-governor run --config <config>` in the config's directory with a `TB_*`-free
+    /// environment, appending its stderr to `log`, and waits for its `listening on` line.
+    pub fn start(config: &Path, log: &Path) -> Daemon {
+        Daemon::start_with_env(config, log, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` added.
+    pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let cwd = config
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let log_start = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut cmd = Command::new(bin("tb-governor"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .current_dir(&cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(file));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TB_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start tb-governor: {e}"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            // Sends the first line, then drains stdout so the daemon never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = tx.send(lines.next().and_then(Result::ok));
+                for _ in lines {}
+            });
+        }
+        let first = rx.recv_timeout(DEADLINE).ok().flatten();
+        let mut daemon = Daemon {
+            child,
+            url: String::new(),
+            addr: String::new(),
+            cwd,
+            log: log.to_path_buf(),
+            log_start,
+        };
+        match first
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on http://"))
+        {
+            Some(addr) => {
+                daemon.addr = addr.trim().to_owned();
+                daemon.url = format!("http://{}", daemon.addr);
+                daemon
+            }
+            None => {
+                daemon.kill();
+                panic!(
+                    "tb-governor run did not print `listening on http://…` (first stdout line: \
+                     {first:?})\n--- stderr\n{}",
+                    daemon.stderr()
+                );
+            }
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What this run of the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(self.log_start)
+            .unwrap_or(0)
+            .min(bytes.len());
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (e.g. `TERM`, `HUP`) with `kill -<signal> <pid>`.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Kills the daemon with SIGKILL (a crash: no cleanup of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (polling) until the daemon exits, at most `timeout`; panics if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        let log = self.log.clone();
+        wait_until(
+            "the daemon to exit",
+            timeout,
+            || child.try_wait().ok().flatten(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+    }
+
+    /// Runs `tb-cli governor <args…> --rpc <url>` in the daemon's directory.
+    pub fn cli(&self, args: &[&str]) -> Run {
+        let mut all = vec!["governor"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--rpc", &self.url]);
+        run("tb-cli", &all, &self.cwd, &[])
+    }
+
+    /// `tb-cli governor <args…> --json`: panics unless it exits 0 with JSON on stdout.
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let r = self.cli(&all);
+        assert_eq!(
+            r.code,
+            Some(0),
+            "tb-cli governor {all:?}\n--- stdout\n{}\n--- stderr\n{}\n--- daemon stderr\n{}",
+            r.stdout,
+            r.stderr,
+            self.stderr()
+        );
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("tb-cli {all:?} printed no JSON ({e}):\n{}", r.stdout))
+    }
+
+    /// `tb-cli governor status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        self.cli_json(&["status"])
+    }
+
+    /// Polls `status` until `pred` holds (at most [`DEADLINE`]) and returns that status.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        self.wait_status_within(what, DEADLINE, pred)
+    }
+
+    /// Like [`Daemon::wait_status`] with an explicit time limit. A failing status call is
+    /// retried until the time limit.
+    pub fn wait_status_within(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let last = std::cell::RefCell::new(String::new());
+        wait_until(
+            what,
+            timeout,
+            || {
+                let r = self.cli(&["status", "--json"]);
+                if r.code != Some(0) {
+                    *last.borrow_mut() = format!("status failed: {}", r.stderr);
+                    return None;
+                }
+                let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+                if pred(&v) {
+                    Some(v)
+                } else {
+                    *last.borrow_mut() = r.stdout;
+                    None
+                }
+            },
+            || {
+                format!(
+                    "--- last status\n{}\n--- daemon stderr\n{}",
+                    last.borrow(),
+                    self.stderr()
+                )
+            },
+        )
+    }
+
+    /// Waits until epoch `epoch` is closed and its decision file written: status shows it as
+    /// `last_closed_epoch` and as the epoch of `release_provenance` (set after the write).
+    pub fn wait_closed(&self, epoch: u64) -> serde_json::Value {
+        self.wait_status(&format!("epoch {epoch} to close"), |s| {
+            s["last_closed_epoch"].as_u64() >= Some(epoch)
+                && s["release_provenance"]["epoch"].as_u64() >= Some(epoch)
+        })
+    }
+}
+
+impl Daemon {
+    /// `governor.status` over raw HTTP, without starting a process: for tight polling loops.
+    /// `None` when the call fails.
+    pub fn status_raw(&self) -> Option<serde_json::Value> {
+        let req = r#"{"jsonrpc":"2.0","id":1,"method":"governor.status"}"#;
+        let mut v = rpc_post(&self.addr, req.as_bytes()).ok()?.json_opt()?;
+        Some(v.get_mut("result")?.take())
+    }
+
+    /// Waits until epoch `epoch` is the last closed one and the tip is `tip`: the close is
+    /// published as soon as its decision file is written, the tip at the end of the ingest step,
+    /// so a test that checks both waits for both.
+    pub fn wait_caught_up(&self, epoch: u64, tip: u64) -> serde_json::Value {
+        self.wait_status(&format!("epoch {epoch} to close at tip {tip}"), |s| {
+            s["last_closed_epoch"].as_u64() == Some(epoch)
+                && s["release_provenance"]["epoch"].as_u64() == Some(epoch)
+                && s["tip_height"].as_u64() == Some(tip)
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- stderr of tb-governor (pid {}, {})\n{}",
+                self.pid(),
+                self.log.display(),
+                self.stderr()
+            );
+        }
+    }
+}
+
+/// An HTTP response read by [`http_request`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (chunked encoding undone).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json_opt(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+
+    /// The body as JSON (panics when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body)
+        })
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), reading the response to
+/// the end. The body is written even if the server answers early (e.g. 413) and closes.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A server that answered without reading the whole body may reset the connection.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    parse_http_response(&raw)
+}
+
+fn parse_http_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut rest = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        let mut out = Vec::new();
+        loop {
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("truncated chunk"))?;
+            let size_text = String::from_utf8_lossy(&rest[..eol]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| bad("bad chunk size"))?;
+            rest = &rest[eol + 2..];
+            if size == 0 {
+                break;
+            }
+            let chunk = rest.get(..size).ok_or_else(|| bad("truncated chunk"))?;
+            out.extend_from_slice(chunk);
+            rest = rest.get(size + 2..).unwrap_or_default();
+        }
+        out
+    } else {
+        let len = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(rest.len())
+            .min(rest.len());
+        rest[..len].to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// POSTs `body` as a JSON-RPC request (`Content-Type: application/json`).
+pub fn rpc_post(addr: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+    http_request(
+        addr,
+        "POST",
+        "/",
+        &[("Content-Type", "application/json")],
+        body,
+    )
+}
+
+/// Calls `method` with named `params` over raw HTTP and returns the whole JSON-RPC response.
+pub fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let r = rpc_post(addr, req.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{method} over HTTP to {addr} failed: {e}"));
+    r.json()
 }

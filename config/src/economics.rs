@@ -27,7 +27,7 @@ knob_table! {
         pub decentralization_max_ppm: u64 = 1_500_000,
         /// Number of recent recommended rewards the volatility measure looks at (≥ 1).
         pub volatility_window: u64 = 8,
-        /// Initial tx-count baseline, in thousandths of a transaction per block.
+        /// Initial tx-count baseline, in thousandths of a transaction per epoch.
         pub baseline_tx_count_milli: u64 = 100_000,
         /// Lower clamp of the tx-count baseline (> 0: it is a divisor).
         pub baseline_tx_count_min_milli: u64 = 50_000,

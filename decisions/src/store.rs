@@ -84,6 +84,20 @@ impl RecordStore {
         Ok(RecordStore { dir, kind })
     }
 
+    /// Removes temp files a killed writer left behind (`.tmp-*`). Only for the directory's
+    /// single writer, at startup.
+    pub fn remove_stale_temp_files(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                std::fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

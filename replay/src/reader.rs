@@ -94,8 +94,8 @@ pub fn chain_files(dir: &Path) -> Result<Vec<String>, ReadError> {
         if name.starts_with('.') || !name.ends_with(".jsonl") {
             continue;
         }
-        let is_file = entry
-            .file_type()
+        // Follows symlinks: an exporter may link its files into the watched directory.
+        let is_file = std::fs::metadata(entry.path())
             .map_err(|e| err(&entry.path(), e))?
             .is_file();
         if is_file {

@@ -93,7 +93,7 @@ impl<S> Guard<S> {
 fn count(metrics: &Metrics, method: &str, resp: &MethodResponse) {
     let code = resp.as_error_code().unwrap_or(0).to_string();
     // Unknown methods are counted under one label so clients cannot grow the series set.
-    let method = if method.starts_with("governor.") && method.len() <= 32 {
+    let method = if crate::rpc::METHODS.contains(&method) {
         method.to_owned()
     } else {
         "other".to_owned()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use tb_decisions::Signer;
 use tb_replay::feed;
-use tb_replay::{ChainReader, ClosedEpoch, Replayer};
+use tb_replay::{ChainReader, ClosedEpoch, Position, Replayer};
 
 use super::files::{write_replace, Checkpoint, History, RuntimeParams, CHECKPOINT_FORMAT};
 use super::state::{lock, write, LastClose, Shared};
@@ -49,6 +49,11 @@ impl Ingest {
     /// Runs until `stop` fires (or its sender is dropped). A write failure halts ingestion
     /// (shown in status); RPC keeps serving.
     pub fn run(mut self, stop: Receiver<()>) {
+        // A crash between the checkpoint and the params file leaves the params one close
+        // behind: republish them (and rerun the hook) for the last close before ingesting.
+        if let Err(e) = self.apply_params() {
+            tracing::error!("republishing runtime params failed: {e:#}");
+        }
         loop {
             let progressed = match self.step() {
                 Ok(p) => p,
@@ -82,15 +87,16 @@ impl Ingest {
                 return Ok(false);
             }
         };
-        for (closed, _) in &step.closed {
-            self.close(closed)?;
+        for (closed, position) in &step.closed {
+            self.close(closed, position)?;
         }
         if let Some((last, _)) = step.closed.last() {
             self.checkpoint(last.snapshot.epoch)?;
             self.apply_params()?;
         }
         let stall = step.stall.as_ref().map(|e| e.to_string());
-        if let Some(s) = &stall {
+        let known = super::state::read(&self.shared.view).ingest.stall.clone();
+        if let Some(s) = stall.as_ref().filter(|s| known.as_ref() != Some(*s)) {
             tracing::warn!("ingest stalled: {s}");
         }
         self.publish_position(stall);
@@ -117,18 +123,20 @@ impl Ingest {
         view.ingest.stall = stall;
     }
 
-    fn close(&mut self, closed: &ClosedEpoch) -> Result<()> {
+    fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {
         let epoch = closed.snapshot.epoch;
+        // The journal stays locked from consuming its events to publishing the epoch as closed,
+        // so an operator action is always stamped with the first epoch not yet decided on disk.
         let decision = {
             let mut journal = lock(&self.shared.journal);
             let d = self.engine.close_epoch(closed, &journal.events);
+            if let Err(e) = self.shared.decisions.write(epoch, &d.bytes) {
+                self.shared.metrics.governor_decision_write_failures.inc();
+                return Err(e).context(format!("writing the decision of epoch {epoch}"));
+            }
             journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
             d
         };
-        if let Err(e) = self.shared.decisions.write(epoch, &decision.bytes) {
-            self.shared.metrics.governor_decision_write_failures.inc();
-            return Err(e).context(format!("writing the decision of epoch {epoch}"));
-        }
         let (keyid, verified) = match &self.signer {
             Some(signer) => {
                 let att = signer.attest(&decision.bytes);
@@ -182,7 +190,15 @@ impl Ingest {
         }
         self.shared.metrics.record_close(s, &decision);
         let st = self.engine.state();
+        let tip = closed.snapshot.last_height;
+        self.shared
+            .metrics
+            .governor_tip_height
+            .set(i64::try_from(tip).unwrap_or(i64::MAX));
         let mut view = write(&self.shared.view);
+        view.tip_height = Some(tip);
+        view.ingest.file = position.file.clone();
+        view.ingest.line = position.line;
         view.pending = st.pending.clone();
         view.params = st.params.clone();
         view.shadow_params = st.shadow_params.clone();
@@ -234,6 +250,7 @@ impl Ingest {
             .with_context(|| format!("writing {}", self.params_path.display()))?;
         if let Some(hook) = &self.hook {
             if let Err(e) = run_hook(hook, &self.params_path, self.hook_timeout) {
+                self.shared.metrics.governor_hook_failures.inc();
                 tracing::warn!("apply hook {} failed: {e:#}", hook.display());
             }
         }

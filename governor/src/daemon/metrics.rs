@@ -92,6 +92,7 @@ pub struct Metrics {
     pub governor_last_closed_epoch: Gauge,
     pub governor_tip_height: Gauge,
     pub governor_decision_write_failures: Counter,
+    pub governor_hook_failures: Counter,
     pub governor_rpc_requests: Family<RpcLabel, Counter>,
 }
 
@@ -261,6 +262,11 @@ impl Metrics {
             "governor_decision_write_failures",
             "Decision files that could not be written",
             m.governor_decision_write_failures.clone(),
+        );
+        r.register(
+            "governor_hook_failures",
+            "Apply hooks that failed or timed out",
+            m.governor_hook_failures.clone(),
         );
         r.register(
             "governor_rpc_requests",

@@ -165,7 +165,9 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
         current => {
             if let Some((current, _)) = current {
                 tracing::warn!(
-                    "the configuration asks for mode {want} but the journal's mode is {current}:                      journaling set_mode {want}. To keep {current} across restarts, set it in                      the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+                    "the configuration asks for mode {want} but the journal's mode is {current}: \
+                     journaling set_mode {want}. To keep {current} across restarts, set it in \
+                     the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
                 );
             }
             let ev = journal.append(EventKind::SetMode, Some(want), None, why, DAEMON_OPERATOR)?;
@@ -197,6 +199,10 @@ pub async fn run(
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let store = RecordStore::open(data.join("decisions"), "decision")?;
+    let stale = store.remove_stale_temp_files()?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
+    }
     let newest = store.epochs()?.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
