@@ -140,6 +140,43 @@ pub struct ReceiptCounts {
     pub rejected: Rejected,
 }
 
+impl ReceiptCounts {
+    /// `(name, count)` of accepted receipts: the four markets, then `slash`.
+    pub fn accepted_by_kind(&self) -> [(&'static str, u64); 5] {
+        let a = &self.accepted;
+        [
+            ("storage", a.storage),
+            ("compute", a.compute),
+            ("energy", a.energy),
+            ("ad", a.ad),
+            ("slash", a.slash),
+        ]
+    }
+
+    /// `(reason, count)` of rejected receipts, in the order of §2.2.
+    pub fn rejected_by_reason(&self) -> [(&'static str, u64); 6] {
+        let r = &self.rejected;
+        [
+            ("schema", r.schema),
+            ("below_min_payment", r.below_min_payment),
+            ("key_not_found", r.key_not_found),
+            ("bad_signature", r.bad_signature),
+            ("replayed_nonce", r.replayed_nonce),
+            ("invalid_values", r.invalid_values),
+        ]
+    }
+
+    /// All accepted receipts.
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted_by_kind().iter().map(|(_, n)| n).sum()
+    }
+
+    /// All rejected receipts.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected_by_reason().iter().map(|(_, n)| n).sum()
+    }
+}
+
 /// Accepted receipts per market, slashes together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -845,10 +845,10 @@ mod tests {
     use tb_config::Mode;
 
     use super::*;
-    use crate::engine::{Action, Gate, GateStatus, IntentState, Params};
+    use crate::engine::{Action, Gate, GateRecord, GateStatus, IntentState, Params};
     use crate::rpc::{
-        Blocktorch, DecisionsResult, EconomicsSample, GateRow, GovernorApiServer, Ingest,
-        IntentsResult, ReceiptHealth, ReleaseProvenance,
+        Blocktorch, DecisionsResult, EconomicsSample, GovernorApiServer, Ingest, IntentsResult,
+        ReceiptHealth, ReleaseProvenance,
     };
 
     fn intent(gate: Gate, epoch: u64) -> Intent {
@@ -881,14 +881,17 @@ mod tests {
             },
             gates: Gate::ALL
                 .into_iter()
-                .map(|name| GateRow {
+                .map(|name| GateRecord {
                     name,
                     state: GateStatus::Inactive,
                     enter_streak: 2,
                     exit_streak: 0,
                     enter_streak_required: 3,
                     exit_streak_required: 2,
+                    enter_ok: true,
+                    exit_bad: false,
                     reason: format!("{name}: enter ok"),
+                    metrics: Default::default(),
                 })
                 .collect(),
             pending_intents: vec![intent(Gate::Compute, 11)],

@@ -129,19 +129,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             ));
         }
         let r = &closed.snapshot.receipts;
-        accepted += r.accepted.storage
-            + r.accepted.compute
-            + r.accepted.energy
-            + r.accepted.ad
-            + r.accepted.slash;
-        for (k, n) in [
-            ("schema", r.rejected.schema),
-            ("below_min_payment", r.rejected.below_min_payment),
-            ("key_not_found", r.rejected.key_not_found),
-            ("bad_signature", r.rejected.bad_signature),
-            ("replayed_nonce", r.rejected.replayed_nonce),
-            ("invalid_values", r.rejected.invalid_values),
-        ] {
+        accepted += r.accepted_total();
+        for (k, n) in r.rejected_by_reason() {
             *rejected.entry(k).or_default() += n;
         }
         hashes.push((epoch, closed.hash.clone()));

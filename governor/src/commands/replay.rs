@@ -11,18 +11,9 @@ use crate::signing::load_signer;
 /// One human line per closed epoch: hash, accepted and rejected counts.
 pub fn epoch_line(c: &ClosedEpoch) -> String {
     let s = &c.snapshot;
-    let a = &s.receipts.accepted;
-    let r = &s.receipts.rejected;
-    let accepted = a.storage + a.compute + a.energy + a.ad + a.slash;
-    let rejected = [
-        ("schema", r.schema),
-        ("below_min_payment", r.below_min_payment),
-        ("key_not_found", r.key_not_found),
-        ("bad_signature", r.bad_signature),
-        ("replayed_nonce", r.replayed_nonce),
-        ("invalid_values", r.invalid_values),
-    ];
-    let total: u64 = rejected.iter().map(|(_, n)| n).sum();
+    let accepted = s.receipts.accepted_total();
+    let rejected = s.receipts.rejected_by_reason();
+    let total = s.receipts.rejected_total();
     let detail: Vec<String> = rejected
         .iter()
         .filter(|(_, n)| *n > 0)

@@ -167,25 +167,10 @@ impl Ingest {
             }
         }
         let s = &closed.snapshot;
-        let acc = &s.receipts.accepted;
-        for (k, n) in [
-            ("storage", acc.storage),
-            ("compute", acc.compute),
-            ("energy", acc.energy),
-            ("ad", acc.ad),
-            ("slash", acc.slash),
-        ] {
+        for (k, n) in s.receipts.accepted_by_kind() {
             *h.accepted.entry(k.to_owned()).or_default() += n;
         }
-        let r = &s.receipts.rejected;
-        for (k, n) in [
-            ("schema", r.schema),
-            ("below_min_payment", r.below_min_payment),
-            ("key_not_found", r.key_not_found),
-            ("bad_signature", r.bad_signature),
-            ("replayed_nonce", r.replayed_nonce),
-            ("invalid_values", r.invalid_values),
-        ] {
+        for (k, n) in s.receipts.rejected_by_reason() {
             *h.rejected.entry(k.to_owned()).or_default() += n;
         }
         self.shared.metrics.record_close(s, &decision);

@@ -291,14 +291,7 @@ impl Metrics {
     pub fn record_close(&self, snap: &Snapshot, decision: &ClosedDecision) {
         self.set_gauges(snap, &decision.decision);
         let d = &decision.decision;
-        let a = &snap.receipts.accepted;
-        for (market, n) in [
-            ("storage", a.storage),
-            ("compute", a.compute),
-            ("energy", a.energy),
-            ("ad", a.ad),
-            ("slash", a.slash),
-        ] {
+        for (market, n) in snap.receipts.accepted_by_kind() {
             self.receipt_emitted
                 .get_or_create(&MarketLabel {
                     market: market.to_owned(),
@@ -306,14 +299,7 @@ impl Metrics {
                 .inc_by(n);
         }
         let r = &snap.receipts.rejected;
-        for (reason, n) in [
-            ("schema", r.schema),
-            ("below_min_payment", r.below_min_payment),
-            ("key_not_found", r.key_not_found),
-            ("bad_signature", r.bad_signature),
-            ("replayed_nonce", r.replayed_nonce),
-            ("invalid_values", r.invalid_values),
-        ] {
+        for (reason, n) in snap.receipts.rejected_by_reason() {
             self.receipt_validation_errors
                 .get_or_create(&ReasonLabel {
                     reason: reason.to_owned(),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::state::{lock, read, Shared};
 use crate::engine::RULES_VERSION;
-use crate::rpc::{Blocktorch, EconomicsSample, GateRow, ReceiptHealth, ReleaseProvenance, Status};
+use crate::rpc::{Blocktorch, EconomicsSample, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
 
 /// Builds the status from the shared state.
@@ -17,23 +17,7 @@ pub fn build(shared: &Shared) -> Status {
     let view = read(&shared.view);
     let last = view.last.as_ref();
     let snap = last.map(|l| &l.decision.snapshot);
-    let gates = last
-        .map(|l| {
-            l.decision
-                .gates
-                .iter()
-                .map(|g| GateRow {
-                    name: g.name,
-                    state: g.state,
-                    enter_streak: g.enter_streak,
-                    exit_streak: g.exit_streak,
-                    enter_streak_required: g.enter_streak_required,
-                    exit_streak_required: g.exit_streak_required,
-                    reason: g.reason.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let gates = last.map(|l| l.decision.gates.clone()).unwrap_or_default();
     let economics = snap.map(|s| EconomicsSample {
         epoch: s.epoch,
         tx_count: s.tx_count,

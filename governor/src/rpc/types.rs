@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tb_config::Mode;
 use tb_replay::Snapshot;
 
-use crate::engine::{Gate, GateStatus, Intent, Params};
+use crate::engine::{GateRecord, Intent, Params};
 
 /// `governor.status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +27,8 @@ pub struct Status {
     pub last_closed_epoch: Option<u64>,
     /// Where ingestion stands, and why it is stalled if it is.
     pub ingest: Ingest,
-    /// Every gate, in gate order.
-    pub gates: Vec<GateRow>,
+    /// Every gate as the last decision recorded it, in gate order.
+    pub gates: Vec<GateRecord>,
     /// Intents waiting for their epoch.
     pub pending_intents: Vec<Intent>,
     /// Hash of the last snapshot.
@@ -60,25 +60,6 @@ pub struct Ingest {
     pub line: u64,
     /// Why ingestion stopped (file:line: field: problem), or null while it flows.
     pub stall: Option<String>,
-}
-
-/// One gate in `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateRow {
-    /// The gate.
-    pub name: Gate,
-    /// Entered or not.
-    pub state: GateStatus,
-    /// Consecutive ok epochs while inactive.
-    pub enter_streak: u64,
-    /// Consecutive bad epochs while active.
-    pub exit_streak: u64,
-    /// Knob.
-    pub enter_streak_required: u64,
-    /// Knob.
-    pub exit_streak_required: u64,
-    /// The last close's explanation.
-    pub reason: String,
 }
 
 /// Headline economics.
