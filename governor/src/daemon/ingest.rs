@@ -11,7 +11,7 @@ use tb_decisions::Signer;
 use tb_replay::feed;
 use tb_replay::{ChainReader, ClosedEpoch, Position, Replayer};
 
-use super::files::{write_replace, Checkpoint, History, RuntimeParams, CHECKPOINT_FORMAT};
+use super::files::{write_replace, Checkpoint, RuntimeParams, CHECKPOINT_FORMAT};
 use super::state::{lock, write, LastClose, Shared};
 use crate::engine::Engine;
 use tb_config::Mode;
@@ -29,8 +29,6 @@ pub struct Ingest {
     pub engine: Engine,
     /// Attestation key, when signing is on.
     pub signer: Option<Signer>,
-    /// Intents and counters since genesis.
-    pub history: History,
     /// Shared state.
     pub shared: Arc<Shared>,
     /// `state/checkpoint.json`.
@@ -135,6 +133,7 @@ impl Ingest {
                 return Err(e).context(format!("writing the decision of epoch {epoch}"));
             }
             journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
+            self.shared.publish_journal(&journal);
             d
         };
         let (keyid, verified) = match &self.signer {
@@ -158,21 +157,7 @@ impl Ingest {
             }
             None => (None, false),
         };
-        // History: created intents, then state changes.
-        let h = &mut self.history;
-        h.intents.extend(decision.decision.intents.iter().cloned());
-        for a in &decision.decision.activations {
-            if let Some(i) = h.intents.iter_mut().rev().find(|i| i.id == a.id) {
-                i.state = a.outcome;
-            }
-        }
         let s = &closed.snapshot;
-        for (k, n) in s.receipts.accepted_by_kind() {
-            *h.accepted.entry(k.to_owned()).or_default() += n;
-        }
-        for (k, n) in s.receipts.rejected_by_reason() {
-            *h.rejected.entry(k.to_owned()).or_default() += n;
-        }
         self.shared.metrics.record_close(s, &decision);
         let st = self.engine.state();
         let tip = closed.snapshot.last_height;
@@ -187,7 +172,21 @@ impl Ingest {
         view.pending = st.pending.clone();
         view.params = st.params.clone();
         view.shadow_params = st.shadow_params.clone();
-        view.history = self.history.clone();
+        // History, updated in place (its one copy lives in the view): created intents, then
+        // state changes, then receipt counters.
+        let h = &mut view.history;
+        h.intents.extend(decision.decision.intents.iter().cloned());
+        for a in &decision.decision.activations {
+            if let Some(i) = h.intents.iter_mut().rev().find(|i| i.id == a.id) {
+                i.state = a.outcome;
+            }
+        }
+        for (k, n) in s.receipts.accepted_by_kind() {
+            *h.accepted.entry(k.to_owned()).or_default() += n;
+        }
+        for (k, n) in s.receipts.rejected_by_reason() {
+            *h.rejected.entry(k.to_owned()).or_default() += n;
+        }
         view.last = Some(LastClose {
             decision: decision.decision,
             decision_hash: decision.hash,
@@ -207,7 +206,7 @@ impl Ingest {
             position: self.reader.position().clone(),
             replay: self.replayer.checkpoint(),
             engine: st.clone(),
-            history: self.history.clone(),
+            history: super::state::read(&self.shared.view).history.clone(),
         };
         let bytes = serde_json::to_vec(&cp)?;
         write_replace(&self.checkpoint_path, &bytes)

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
-use self::state::{lock, write, LastClose, Live, Shared, View};
+use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, View};
 use crate::commands::offline::Inputs;
 use crate::engine::{Engine, EventKind, Params};
 use crate::rpc::{GovernorApiServer, Ingest as IngestView};
@@ -240,6 +240,7 @@ pub async fn run(
         ),
         decisions: store,
         node_public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
+        journal_summary: RwLock::new(JournalSummary::of(&journal)),
         journal: Mutex::new(journal),
         view: RwLock::new(View {
             tip_height,
@@ -250,7 +251,7 @@ pub async fn run(
             },
             last: last.clone(),
             pending: st.pending.clone(),
-            history: resumed.history.clone(),
+            history: resumed.history,
             params: if st.last_epoch.is_some() {
                 params
             } else {
@@ -296,7 +297,6 @@ pub async fn run(
         replayer: resumed.replayer,
         engine: resumed.engine,
         signer,
-        history: resumed.history,
         shared: shared.clone(),
         checkpoint_path,
         params_path: data.join("runtime/params.json"),
@@ -347,11 +347,11 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             rps: fresh.config.rpc.rps,
         };
         let want = fresh.config.mode();
-        journal_mode(
-            &mut lock(&shared.journal),
-            want,
-            "SIGHUP: mode from configuration",
-        )?;
+        {
+            let mut journal = lock(&shared.journal);
+            journal_mode(&mut journal, want, "SIGHUP: mode from configuration")?;
+            shared.publish_journal(&journal);
+        }
         shared.metrics.set_mode(want);
         tracing::info!(
             "configuration reloaded: mode {want}, rps {}, token {}",

@@ -44,7 +44,7 @@ impl Server {
     fn load_decision(&self, epoch: u64) -> RpcResult<(Decision, Vec<u8>)> {
         let bytes = self.shared.decisions.read(epoch).map_err(internal)?;
         let Some(bytes) = bytes else {
-            let last = lock(&self.shared.journal).last_closed;
+            let last = self.shared.journal_summary().last_closed;
             let last = last.map_or("none yet".to_owned(), |e| e.to_string());
             return Err(ErrorObjectOwned::owned(
                 UNKNOWN_EPOCH,
@@ -71,6 +71,7 @@ impl Server {
         let ev = journal
             .append(kind, mode, gate, reason, operator)
             .map_err(internal)?;
+        self.shared.publish_journal(&journal);
         if let Some(m) = mode {
             self.shared.metrics.set_mode(m);
         }
@@ -124,7 +125,7 @@ impl GovernorApiServer for Server {
         limit: Option<u32>,
     ) -> RpcResult<DecisionsResult> {
         let limit = limit_of(limit)? as u64;
-        let last = lock(&self.shared.journal).last_closed;
+        let last = self.shared.journal_summary().last_closed;
         let Some(last) = last else {
             return Ok(DecisionsResult { decisions: vec![] });
         };

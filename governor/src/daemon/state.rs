@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, RwLock};
 
-use tb_config::Secret;
+use tb_config::{Mode, Secret};
 use tb_decisions::RecordStore;
 
 use super::files::{History, JournalFile};
@@ -44,6 +44,30 @@ pub struct View {
     pub config_reload_error: Option<String>,
 }
 
+/// What readers need from the journal, published by whoever holds the journal mutex, so that
+/// status never waits behind a close (whose decision write holds the mutex through fsync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalSummary {
+    /// The mode the journal currently asks for.
+    pub mode: Mode,
+    /// Epoch from which it applies.
+    pub mode_effective_epoch: u64,
+    /// The last epoch decided on disk.
+    pub last_closed: Option<u64>,
+}
+
+impl JournalSummary {
+    /// The summary of `journal`.
+    pub fn of(journal: &JournalFile) -> Self {
+        let (mode, mode_effective_epoch) = journal.current_mode().unwrap_or((Mode::Shadow, 0));
+        JournalSummary {
+            mode,
+            mode_effective_epoch,
+            last_closed: journal.last_closed,
+        }
+    }
+}
+
 /// Settings SIGHUP may change without a restart.
 #[derive(Debug, Clone)]
 pub struct Live {
@@ -66,8 +90,10 @@ pub struct Shared {
     pub decisions: RecordStore,
     /// This node's attestation public key (hex), when signing is on, for status hints.
     pub node_public_key: Option<String>,
-    /// The operator journal.
+    /// The operator journal; held from consuming events to publishing an epoch as closed.
     pub journal: Mutex<JournalFile>,
+    /// Mode and last closed epoch, for readers that must not wait on the journal mutex.
+    pub journal_summary: RwLock<JournalSummary>,
     /// What status serves.
     pub view: RwLock<View>,
     /// Token and rate limit.
@@ -90,4 +116,16 @@ pub fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 /// Write access, poison-tolerant.
 pub fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Republishes the journal summary; call while holding the journal mutex after a change.
+    pub fn publish_journal(&self, journal: &JournalFile) {
+        *write(&self.journal_summary) = JournalSummary::of(journal);
+    }
+
+    /// The published journal summary.
+    pub fn journal_summary(&self) -> JournalSummary {
+        *read(&self.journal_summary)
+    }
 }

@@ -2,18 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{lock, read, Shared};
+use super::state::{read, Shared};
 use crate::engine::RULES_VERSION;
 use crate::rpc::{Blocktorch, EconomicsSample, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
 
 /// Builds the status from the shared state.
 pub fn build(shared: &Shared) -> Status {
-    let (mode, mode_effective_epoch, last_closed) = {
-        let j = lock(&shared.journal);
-        let (m, e) = j.current_mode().unwrap_or((Mode::Shadow, 0));
-        (m, e, j.last_closed)
-    };
+    let j = shared.journal_summary();
+    let (mode, mode_effective_epoch, last_closed) = (j.mode, j.mode_effective_epoch, j.last_closed);
     let view = read(&shared.view);
     let last = view.last.as_ref();
     let snap = last.map(|l| &l.decision.snapshot);
