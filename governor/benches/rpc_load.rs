@@ -1,0 +1,677 @@
+//! `rpc_load`: the load generator and timing probes behind `scripts/bench-daemon.sh`
+//! (docs/performance.md, "Daemon").
+//!
+//! Not a criterion benchmark: each subcommand measures one thing against a running (or, for
+//! `restart`, a spawned) `tb-governor run` and prints one JSON object on stdout. Without a
+//! subcommand (as under a plain `cargo bench` or `cargo test --all-targets`) it only says so.
+//!
+//! | subcommand | what it measures |
+//! | --- | --- |
+//! | `load --url U [--rate 1000] [--secs 10] [--conns 4] [--warmup-secs 1] [--series F]` | `governor.status` latency under an open-loop schedule: request `i` is due at `t0 + i/rate`, spread round-robin over `conns` HTTP/1.1 keep-alive connections, and its latency runs from that due time (not the send time) to the last response byte, so a stalled server is charged for the requests queued behind the stall; `--series` writes `due_us latency_us` per measured request |
+//! | `close-time --url U --into DIR --link FILE… --until-epoch E [--decisions DIR]` | hard-links chain files into the watched `DIR` and times until status shows decision `E`: wall time per epoch, and close-to-close time from the decision files' mtimes |
+//! | `wait --url U --epoch E [--timeout-secs S]` | waits until status shows decision `E` |
+//! | `restart [--runs 5] [--pidfile F] [--log F] -- CMD…` | spawns the daemon `CMD`, times spawn → `listening on` line → first successful `governor.status`, then SIGTERM → exit |
+//! | `fsync-probe --dir D [--n 300] [--bytes 6000] [--prefill N]` | the floor: one decision-file write exactly as the daemon does it (`RecordStore::write`: temp file, fsync, link, directory fsync); with `--prefill`, writes alternate with the same writes into a directory already holding `N` entries, under `big` |
+//!
+//! Everything is std networking on purpose: no client library's pooling or buffering stands
+//! between the schedule and the socket.
+// A benchmark driver: failing loudly on a broken setup is the right behaviour.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!(
+            "rpc_load: nothing to do without a subcommand (load, close-time, wait, restart, \
+             fsync-probe); scripts/bench-daemon.sh drives it"
+        );
+        return Ok(());
+    };
+    let opts = Opts::parse(rest)?;
+    let out = match cmd.as_str() {
+        "load" => load(&opts)?,
+        "close-time" => close_time(&opts)?,
+        "wait" => wait(&opts)?,
+        "restart" => restart(&opts)?,
+        "fsync-probe" => fsync_probe(&opts)?,
+        other => bail!("unknown subcommand {other:?}"),
+    };
+    println!("{out}");
+    Ok(())
+}
+
+/// `--key value` pairs (repeatable) and everything after `--`.
+struct Opts {
+    kv: Vec<(String, String)>,
+    rest: Vec<String>,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Opts> {
+        let mut kv = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if a == "--" {
+                return Ok(Opts {
+                    kv,
+                    rest: it.cloned().collect(),
+                });
+            }
+            let key = a
+                .strip_prefix("--")
+                .ok_or_else(|| anyhow!("expected --option, found {a:?}"))?;
+            let value = it.next().ok_or_else(|| anyhow!("--{key} needs a value"))?;
+            kv.push((key.to_owned(), value.clone()));
+        }
+        Ok(Opts {
+            kv,
+            rest: Vec::new(),
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.kv
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.kv
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn req(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| anyhow!("--{key} is required"))
+    }
+
+    fn num(&self, key: &str, default: u64) -> Result<u64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .replace('_', "")
+                .parse()
+                .with_context(|| format!("--{key} {v:?} is not a number")),
+        }
+    }
+}
+
+/// `http://host:port[/]` → the socket address.
+fn addr_of(url: &str) -> Result<SocketAddr> {
+    let hostport = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("URL {url:?} must start with http://"))?
+        .trim_end_matches('/');
+    hostport
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {hostport}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{hostport} resolves to nothing"))
+}
+
+/// One HTTP/1.1 keep-alive connection speaking JSON-RPC.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: String,
+    /// Reused request buffer.
+    req: Vec<u8>,
+    /// The server asked to close after the last response.
+    closing: bool,
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+enum CallError {
+    /// Connect, send or receive failed; the connection is unusable.
+    Io(io::Error),
+    /// A response arrived but is not a JSON-RPC result (HTTP status, JSON-RPC error code…).
+    Bad(String),
+}
+
+impl CallError {
+    fn label(&self) -> String {
+        match self {
+            CallError::Io(e) => format!("io: {:?}", e.kind()),
+            CallError::Bad(s) => s.clone(),
+        }
+    }
+}
+
+impl From<io::Error> for CallError {
+    fn from(e: io::Error) -> Self {
+        CallError::Io(e)
+    }
+}
+
+impl Conn {
+    fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        Ok(Conn {
+            writer: stream.try_clone()?,
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            host: addr.to_string(),
+            req: Vec::with_capacity(512),
+            closing: false,
+        })
+    }
+
+    /// Sends one JSON-RPC call and returns its `result`.
+    fn call(&mut self, id: u64, method: &str) -> Result<Value, CallError> {
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}"}}"#);
+        self.req.clear();
+        write!(
+            self.req,
+            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        )?;
+        self.writer.write_all(&self.req)?;
+        let (status, bytes) = self.read_response()?;
+        if status != 200 {
+            return Err(CallError::Bad(format!("http {status}")));
+        }
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| CallError::Bad(format!("bad json: {e}")))?;
+        if v.get("id").and_then(Value::as_u64) != Some(id) {
+            return Err(CallError::Bad("wrong id".to_owned()));
+        }
+        match (v.get("result"), v.get("error")) {
+            (Some(r), None) => Ok(r.clone()),
+            (_, Some(e)) => Err(CallError::Bad(format!(
+                "rpc error {}",
+                e.get("code").and_then(Value::as_i64).unwrap_or(0)
+            ))),
+            _ => Err(CallError::Bad("neither result nor error".to_owned())),
+        }
+    }
+
+    fn read_response(&mut self) -> Result<(u16, Vec<u8>), CallError> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| CallError::Bad(format!("bad status line {line:?}")))?;
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let Some((name, value)) = l.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => self.closing = value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| CallError::Bad("bad chunk size".to_owned()))?;
+                let at = body.len();
+                body.resize(at + size, 0);
+                self.reader.read_exact(&mut body[at..])?;
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let n = length.ok_or_else(|| CallError::Bad("no content-length".to_owned()))?;
+            body.resize(n, 0);
+            self.reader.read_exact(&mut body)?;
+        }
+        Ok((status, body))
+    }
+}
+
+/// One `governor.status` call on a fresh connection.
+fn status_once(addr: SocketAddr) -> Result<Value, CallError> {
+    Conn::connect(addr, Duration::from_secs(5))?.call(1, "governor.status")
+}
+
+/// The epoch of the newest decision status shows (its decision file is written by then).
+fn decided_epoch(status: &Value) -> Option<u64> {
+    status
+        .get("release_provenance")
+        .and_then(|p| p.get("epoch"))
+        .and_then(Value::as_u64)
+}
+
+/// Nearest-rank percentile (`per_mille` of 1000) of sorted `v`.
+fn pct(v: &[u64], per_mille: usize) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let rank = (v.len() * per_mille).div_ceil(1000).max(1);
+    v[rank.min(v.len()) - 1]
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What one load connection saw.
+#[derive(Default)]
+struct Tally {
+    /// Latencies (µs) of the successful measured requests.
+    lat: Vec<u64>,
+    /// (due time since the measured window began, latency), µs, for `--series`.
+    series: Vec<(u64, u64)>,
+    errors: BTreeMap<String, u64>,
+    /// Requests sent more than 1 ms after their due time (the connection was still busy).
+    late: u64,
+    reconnects: u64,
+    /// Last response of the measured window.
+    last_done: Option<Instant>,
+}
+
+fn load(o: &Opts) -> Result<Value> {
+    let addr = addr_of(o.req("url")?)?;
+    let rate = o.num("rate", 1000)?.max(1);
+    let secs = o.num("secs", 10)?.max(1);
+    let conns = o.num("conns", 4)?.max(1);
+    let warmup = o.num("warmup-secs", 1)?;
+    let period_ns = 1_000_000_000 / rate;
+    let warm_n = rate * warmup;
+    let total = warm_n + rate * secs;
+    let mut pool = Vec::new();
+    for _ in 0..conns {
+        let mut c = Conn::connect(addr, Duration::from_secs(5))
+            .with_context(|| format!("connecting to {addr}"))?;
+        c.call(0, "governor.status")
+            .map_err(|e| anyhow!("first status call failed: {}", e.label()))?;
+        pool.push(c);
+    }
+    let t0 = Instant::now() + Duration::from_millis(50);
+    let measured_from = t0 + Duration::from_nanos(warm_n * period_ns);
+    let threads: Vec<_> = pool
+        .into_iter()
+        .enumerate()
+        .map(|(k, conn)| {
+            std::thread::spawn(move || {
+                let mut conn = Some(conn);
+                let mut t = Tally::default();
+                let mut i = k as u64;
+                while i < total {
+                    let due = t0 + Duration::from_nanos(i * period_ns);
+                    let now = Instant::now();
+                    if now < due {
+                        std::thread::sleep(due - now);
+                    } else if now - due > Duration::from_millis(1) && i >= warm_n {
+                        t.late += 1;
+                    }
+                    let c = match conn.take() {
+                        Some(c) => Ok(c),
+                        None => {
+                            t.reconnects += 1;
+                            Conn::connect(addr, Duration::from_secs(5))
+                        }
+                    };
+                    let res = c.map_err(CallError::Io).and_then(|mut c| {
+                        let r = c.call(i + 1, "governor.status");
+                        if !matches!(r, Err(CallError::Io(_))) && !c.closing {
+                            conn = Some(c);
+                        }
+                        r
+                    });
+                    let done = Instant::now();
+                    if i >= warm_n {
+                        match res {
+                            Ok(_) => {
+                                t.lat.push(micros(done - due));
+                                t.series.push((
+                                    micros(due.saturating_duration_since(measured_from)),
+                                    micros(done - due),
+                                ));
+                            }
+                            Err(e) => *t.errors.entry(e.label()).or_default() += 1,
+                        }
+                        t.last_done = Some(t.last_done.map_or(done, |d| d.max(done)));
+                    }
+                    i += conns;
+                }
+                t
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut series = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut late, mut reconnects, mut last_done) = (0, 0, measured_from);
+    for th in threads {
+        let t = th.join().map_err(|_| anyhow!("a load thread panicked"))?;
+        lat.extend(t.lat);
+        series.extend(t.series);
+        for (k, n) in t.errors {
+            *errors.entry(k).or_default() += n;
+        }
+        late += t.late;
+        reconnects += t.reconnects;
+        if let Some(d) = t.last_done {
+            last_done = last_done.max(d);
+        }
+    }
+    lat.sort_unstable();
+    if let Some(path) = o.get("series") {
+        series.sort_unstable();
+        let text: String = series.iter().map(|(d, l)| format!("{d} {l}\n")).collect();
+        std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
+    }
+    let n_err: u64 = errors.values().sum();
+    let sent = lat.len() as u64 + n_err;
+    let window_us = micros(last_done - measured_from).max(1);
+    Ok(json!({
+        "rate": rate,
+        "secs": secs,
+        "conns": conns,
+        "sent": sent,
+        "ok": lat.len(),
+        "errors": n_err,
+        "error_kinds": errors,
+        "achieved_rps": sent * 1_000_000 / window_us,
+        "late_sends": late,
+        "reconnects": reconnects,
+        "p50_us": pct(&lat, 500),
+        "p90_us": pct(&lat, 900),
+        "p99_us": pct(&lat, 990),
+        "p999_us": pct(&lat, 999),
+        "max_us": lat.last().copied().unwrap_or(0),
+    }))
+}
+
+/// Polls status every `every` until decision `epoch` shows; returns the status.
+fn poll_until(addr: SocketAddr, epoch: u64, every: Duration, timeout: Duration) -> Result<Value> {
+    let start = Instant::now();
+    let mut conn: Option<Conn> = None;
+    let mut id = 0;
+    loop {
+        id += 1;
+        let c = match conn.take() {
+            Some(c) => c,
+            None => Conn::connect(addr, Duration::from_secs(5))
+                .with_context(|| format!("connecting to {addr}"))?,
+        };
+        let mut c = c;
+        match c.call(id, "governor.status") {
+            Ok(st) => {
+                conn = Some(c);
+                if let Some(stall) = st
+                    .get("ingest")
+                    .and_then(|i| i.get("stall"))
+                    .and_then(Value::as_str)
+                {
+                    bail!("ingest stalled: {stall}");
+                }
+                if decided_epoch(&st).is_some_and(|e| e >= epoch) {
+                    return Ok(st);
+                }
+            }
+            Err(CallError::Bad(e)) => {
+                conn = Some(c);
+                eprintln!("rpc_load: status: {e}");
+            }
+            Err(CallError::Io(e)) => eprintln!("rpc_load: status: {e}"),
+        }
+        if start.elapsed() > timeout {
+            bail!("decision {epoch} not shown after {} s", timeout.as_secs());
+        }
+        std::thread::sleep(every);
+    }
+}
+
+fn wait(o: &Opts) -> Result<Value> {
+    let addr = addr_of(o.req("url")?)?;
+    let epoch = o.num("epoch", 0)?;
+    let timeout = Duration::from_secs(o.num("timeout-secs", 3600)?);
+    let every = Duration::from_millis(o.num("poll-ms", 50)?);
+    let start = Instant::now();
+    let st = poll_until(addr, epoch, every, timeout)?;
+    Ok(json!({
+        "epoch": decided_epoch(&st),
+        "elapsed_ms": start.elapsed().as_millis() as u64,
+    }))
+}
+
+/// Links (or, across file systems, copies and renames) `src` into `dir` under its own name.
+fn publish(src: &Path, dir: &Path) -> Result<()> {
+    let name = src
+        .file_name()
+        .ok_or_else(|| anyhow!("{} has no file name", src.display()))?;
+    let dst = dir.join(name);
+    if std::fs::hard_link(src, &dst).is_err() {
+        let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+        std::fs::copy(src, &tmp).with_context(|| format!("copying {}", src.display()))?;
+        std::fs::rename(&tmp, &dst)?;
+    }
+    Ok(())
+}
+
+fn mtime_ns(path: &Path) -> Result<u128> {
+    let m = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("mtime of {}", path.display()))?;
+    Ok(m.duration_since(SystemTime::UNIX_EPOCH)?.as_nanos())
+}
+
+fn close_time(o: &Opts) -> Result<Value> {
+    let addr = addr_of(o.req("url")?)?;
+    let into = PathBuf::from(o.req("into")?);
+    let links = o.all("link");
+    let until = o.num("until-epoch", 0)?;
+    let every = Duration::from_millis(o.num("poll-ms", 5)?);
+    let timeout = Duration::from_secs(o.num("timeout-secs", 600)?);
+    let before = status_once(addr)
+        .map_err(|e| anyhow!("status before: {}", e.label()))
+        .and_then(|st| decided_epoch(&st).ok_or_else(|| anyhow!("no decision yet")))?;
+    anyhow::ensure!(until > before, "--until-epoch {until} ≤ current {before}");
+    let epochs = until - before;
+    let t0 = Instant::now();
+    for l in &links {
+        publish(Path::new(l), &into)?;
+    }
+    poll_until(addr, until, every, timeout)?;
+    let wall = t0.elapsed();
+    let mut out = json!({
+        "from_epoch": before + 1,
+        "to_epoch": until,
+        "epochs": epochs,
+        "wall_us": micros(wall),
+        "per_epoch_us_wall": micros(wall) / epochs,
+    });
+    if let Some(dir) = o.get("decisions") {
+        // Close to close: the first decision file of the batch to the last.
+        let dir = Path::new(dir);
+        let first = mtime_ns(&dir.join(tb_decisions::record_name(before + 1)))?;
+        let last = mtime_ns(&dir.join(tb_decisions::record_name(until)))?;
+        if epochs > 1 {
+            let per = last.saturating_sub(first) / u128::from(epochs - 1) / 1000;
+            out["per_epoch_us_files"] = json!(u64::try_from(per).unwrap_or(u64::MAX));
+        }
+    }
+    Ok(out)
+}
+
+/// SIGTERM through kill(1): the workspace forbids `unsafe`, so no direct libc call.
+fn sigterm(pid: u32) -> Result<()> {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .context("running kill")?
+        .success();
+    anyhow::ensure!(ok, "kill -TERM {pid} failed");
+    Ok(())
+}
+
+fn restart(o: &Opts) -> Result<Value> {
+    let runs = o.num("runs", 5)?.max(1);
+    let (cmd, args) = o
+        .rest
+        .split_first()
+        .ok_or_else(|| anyhow!("restart needs -- CMD ARGS…"))?;
+    let pidfile = o.get("pidfile").map(PathBuf::from);
+    let log = o.get("log").map(PathBuf::from);
+    let mut rows = Vec::new();
+    let (mut serve, mut listen, mut stop) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let stderr = match &log {
+            Some(p) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
+            None => Stdio::null(),
+        };
+        let t0 = Instant::now();
+        let mut child = Command::new(cmd)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("spawning {cmd}"))?;
+        if let Some(p) = &pidfile {
+            std::fs::write(p, child.id().to_string())?;
+        }
+        let result = (|| -> Result<(Duration, Duration, Value)> {
+            let mut out = BufReader::new(child.stdout.take().context("no stdout")?);
+            let mut line = String::new();
+            let url = loop {
+                line.clear();
+                if out.read_line(&mut line)? == 0 {
+                    bail!("the daemon exited before listening (see its log)");
+                }
+                if let Some(u) = line.trim().strip_prefix("listening on ") {
+                    break u.to_owned();
+                }
+            };
+            let t_listen = t0.elapsed();
+            let addr = addr_of(&url)?;
+            let st = loop {
+                match status_once(addr) {
+                    Ok(st) => break st,
+                    Err(e) if t0.elapsed() > Duration::from_secs(60) => {
+                        bail!("no status within 60 s: {}", e.label())
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            };
+            Ok((t_listen, t0.elapsed(), st))
+        })();
+        let ts = Instant::now();
+        let term = sigterm(child.id());
+        let exit = child.wait()?;
+        let t_stop = ts.elapsed();
+        if let Some(p) = &pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+        let (t_listen, t_serve, st) = result?;
+        term?;
+        listen.push(micros(t_listen));
+        serve.push(micros(t_serve));
+        stop.push(micros(t_stop));
+        rows.push(json!({
+            "listen_us": micros(t_listen),
+            "serve_us": micros(t_serve),
+            "stop_us": micros(t_stop),
+            "exit": exit.code(),
+            "last_closed_epoch": st.get("last_closed_epoch"),
+            "decided_epoch": decided_epoch(&st),
+        }));
+    }
+    for v in [&mut serve, &mut listen, &mut stop] {
+        v.sort_unstable();
+    }
+    Ok(json!({
+        "runs": rows,
+        "serve_us_median": pct(&serve, 500),
+        "serve_us_max": serve.last().copied().unwrap_or(0),
+        "listen_us_median": pct(&listen, 500),
+        "stop_us_median": pct(&stop, 500),
+    }))
+}
+
+fn write_stats(t: &mut [u64]) -> Value {
+    t.sort_unstable();
+    let n = t.len().max(1) as u64;
+    json!({
+        "writes": t.len(),
+        "mean_us": t.iter().sum::<u64>() / n,
+        "p50_us": pct(t, 500),
+        "p90_us": pct(t, 900),
+        "max_us": t.last().copied().unwrap_or(0),
+    })
+}
+
+fn fsync_probe(o: &Opts) -> Result<Value> {
+    let dir = PathBuf::from(o.req("dir")?);
+    let n = o.num("n", 300)?.max(1);
+    let prefill = o.num("prefill", 0)?;
+    let bytes = vec![b'x'; usize::try_from(o.num("bytes", 6000)?)?];
+    let small = tb_decisions::RecordStore::open(dir.join("small"), "probe")?;
+    let big = tb_decisions::RecordStore::open(dir.join("big"), "probe")?;
+    // The big directory gets `prefill` other entries first (empty files named like decision
+    // files, far above the probed epochs), synced once, so both stores differ only in size.
+    for i in 0..prefill {
+        std::fs::File::create(big.path(1_000_000_000_000 + i))?;
+    }
+    std::fs::File::open(big.dir())?.sync_all()?;
+    let (mut ts, mut tb) = (Vec::new(), Vec::new());
+    for e in 0..n {
+        let s = Instant::now();
+        small.write(e, &bytes)?;
+        ts.push(micros(s.elapsed()));
+        if prefill > 0 {
+            let s = Instant::now();
+            big.write(e, &bytes)?;
+            tb.push(micros(s.elapsed()));
+        }
+    }
+    std::fs::remove_dir_all(&dir)?;
+    let mut out = write_stats(&mut ts);
+    if prefill > 0 {
+        out["prefill"] = json!(prefill);
+        out["big"] = write_stats(&mut tb);
+    }
+    Ok(out)
+}
