@@ -56,37 +56,45 @@ impl Server {
         Ok((decision, bytes))
     }
 
-    fn journal(
+    /// Appends an operator event. The journal mutex may be held by a close (through its
+    /// fsyncs) and the append fsyncs too, so this runs off the async workers.
+    async fn journal(
         &self,
         kind: EventKind,
         mode: Option<Mode>,
         gate: Option<Gate>,
-        reason: &str,
-        operator: &str,
+        reason: String,
+        operator: String,
     ) -> RpcResult<JournalReceipt> {
         if operator.trim().is_empty() || reason.trim().is_empty() {
             return Err(invalid_params("reason and operator must not be empty"));
         }
-        let mut journal = lock(&self.shared.journal);
-        let ev = journal
-            .append(kind, mode, gate, reason, operator)
-            .map_err(internal)?;
-        self.shared.publish_journal(&journal);
-        if let Some(m) = mode {
-            self.shared.metrics.set_mode(m);
-        }
-        tracing::info!(
-            "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
-            ev.seq,
-            kind,
-            mode,
-            gate,
-            ev.effective_epoch
-        );
-        Ok(JournalReceipt {
-            seq: ev.seq,
-            effective_epoch: ev.effective_epoch,
-        })
+        let shared = self.shared.clone();
+        let append = move || {
+            let mut journal = lock(&shared.journal);
+            let ev = journal
+                .append(kind, mode, gate, &reason, &operator)
+                .map_err(internal)?;
+            shared.publish_journal(&journal);
+            if let Some(m) = mode {
+                shared.metrics.set_mode(m);
+            }
+            tracing::info!(
+                "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
+                ev.seq,
+                kind,
+                mode,
+                gate,
+                ev.effective_epoch
+            );
+            Ok(JournalReceipt {
+                seq: ev.seq,
+                effective_epoch: ev.effective_epoch,
+            })
+        };
+        tokio::task::spawn_blocking(append)
+            .await
+            .map_err(internal)?
     }
 }
 
@@ -180,7 +188,8 @@ impl GovernorApiServer for Server {
         if !active {
             tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
         }
-        self.journal(EventKind::ManualExit, None, Some(gate), &reason, &operator)
+        self.journal(EventKind::ManualExit, None, Some(gate), reason, operator)
+            .await
     }
 
     async fn set_mode(
@@ -189,6 +198,7 @@ impl GovernorApiServer for Server {
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
-        self.journal(EventKind::SetMode, Some(mode), None, &reason, &operator)
+        self.journal(EventKind::SetMode, Some(mode), None, reason, operator)
+            .await
     }
 }
