@@ -4,9 +4,9 @@
 //!
 //! - `parse` — **parse floor**: read the chain files and `serde_json::from_slice::<Value>` every
 //!   line, the lines of each ~4 MiB batch spread over all cores with rayon, exactly as
-//!   [`Replayer::push_lines`] spreads its decoding. For reference also `parse-1t` (the same on one
-//!   thread), `parse-tree` (into the crate's own [`json::parse`] tree) and `parse-syntax`
-//!   (`serde::de::IgnoredAny`: syntax only, no tree).
+//!   [`Replayer::push_lines`] spreads its decoding; each value is dropped where it was parsed.
+//!   For reference also `parse-1t` (the same on one thread), `parse-tree` (into the crate's own
+//!   [`json::parse`] tree) and `parse-syntax` (`serde::de::IgnoredAny`: syntax only, no tree).
 //! - `verify` — **verify floor**: `verify_strict` of every receipt signature of the chain over all
 //!   cores with rayon, nothing else (keys, messages and signatures prepared beforehand).
 //! - `replay` and `replay-no-verify`: the real pipeline, [`feed::step`] over a [`ChainReader`]
@@ -24,9 +24,10 @@
 //! A plain `main` (`harness = false`): every measurement is a whole pass over the chain. Passes
 //! run in interleaved rounds until each measurement has `TB_BENCH_RUNS` (default 3) *quiet* passes
 //! or `TB_BENCH_MAX_ROUNDS` (default 3 × runs) rounds have run; the best quiet pass is reported. A
-//! pass is quiet when, on average, at most `TB_BENCH_QUIET` (default 0.05) of the benchmark's
-//! threads were waiting for a CPU (`/proc/self/task/*/schedstat`) plus CPUs stolen by the
-//! hypervisor (`/proc/stat`). Other work on the machine thus marks passes instead of skewing them.
+//! pass is quiet when other processes and the hypervisor's steal used at most `TB_BENCH_QUIET`
+//! CPUs on average meanwhile (default 0.10; from `/proc/stat` minus this process's own ticks), so
+//! other work on a shared machine marks passes instead of skewing the figures. Passes shorter
+//! than 0.25 s repeat the measurement and report the mean.
 //! `TB_BENCH_ONLY=aggregation,read` runs only the named measurements (e.g. under `perf`).
 //!
 //! `TB_BENCH_DATA` is an absolute path to a `tb-governor simulate` output directory (`chain/`,
@@ -197,8 +198,9 @@ fn for_each_raw_batch(chain: &Path, files: &[String], mut f: impl FnMut(&[&[u8]]
     }
 }
 
-/// Parses every line into a `T` (on all cores when `parallel`); returns the lines parsed.
-fn parse_with<T: Send>(
+/// Parses every line into a `T` and drops it where it was parsed (on all cores when `parallel`);
+/// returns the lines parsed. Nothing is kept: this is the parse cost alone.
+fn parse_with<T>(
     chain: &Path,
     files: &[String],
     parallel: bool,
@@ -206,12 +208,13 @@ fn parse_with<T: Send>(
 ) -> u64 {
     let mut parsed = 0u64;
     for_each_raw_batch(chain, files, |lines| {
-        let values: Vec<T> = if parallel {
-            lines.par_iter().map(|l| parse(l)).collect()
+        let one = |l: &&[u8]| drop(black_box(parse(l)));
+        if parallel {
+            lines.par_iter().for_each(one);
         } else {
-            lines.iter().map(|l| parse(l)).collect()
-        };
-        parsed += black_box(values).len() as u64;
+            lines.iter().for_each(one);
+        }
+        parsed += lines.len() as u64;
     });
     parsed
 }
@@ -242,7 +245,10 @@ fn replay(chain: &Path, cfg: &ReplayConfig, registry: &Arc<Registry>) -> (u64, S
     let mut replayer = Replayer::new(cfg.clone(), registry.clone());
     let mut blocks = 0u64;
     loop {
-        let step = feed::step(&mut reader, &mut replayer, BATCH_BYTES).expect("replaying");
+        let step = feed::step(&mut reader, &mut replayer, BATCH_BYTES).expect("reading");
+        if let Some(stall) = step.stall {
+            panic!("the chain stalls at {stall}");
+        }
         if step.blocks == 0 {
             break;
         }
@@ -437,16 +443,9 @@ fn parsed_receipts(batches: &[Batch], n: usize) -> Vec<(u64, Obj)> {
     out
 }
 
-/// Scheduler counters: nanoseconds this process's threads spent runnable but waiting for a CPU
-/// (`/proc/self/task/*/schedstat`), and the machine's steal and total ticks (`/proc/stat`).
-fn sched_sample() -> Option<(u64, u64, u64)> {
-    let mut wait = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue; // a thread that just exited
-        };
-        wait += stat.split_whitespace().nth(1)?.parse::<u64>().ok()?;
-    }
+/// CPU ticks from `/proc`: the machine's busy ticks (steal included), all its ticks, and this
+/// process's own (all threads, user + system).
+fn cpu_sample() -> Option<(u64, u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     // cpu  user nice system idle iowait irq softirq steal
     let cpu: Vec<u64> = stat
@@ -457,11 +456,22 @@ fn sched_sample() -> Option<(u64, u64, u64)> {
         .take(8)
         .map(|f| f.parse().unwrap_or(0))
         .collect();
-    Some((wait, *cpu.get(7)?, cpu.iter().sum()))
+    let all: u64 = cpu.iter().sum();
+    let busy = all - cpu.get(3)? - cpu.get(4)?;
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name start at stat(5)'s field 3, so utime (14) and stime (15)
+    // are at 11 and 12.
+    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    let mine = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((busy, all, mine))
 }
 
-/// One pass: wall seconds, and how contended the machine was meanwhile: the average number of
-/// this process's threads waiting for a CPU, plus the hypervisor's steal in CPUs.
+/// Shortest pass: shorter measurements repeat within one pass (and report the mean), so the
+/// clock and the 10 ms `/proc` ticks resolve them.
+const MIN_PASS_SECS: f64 = 0.25;
+
+/// One pass: wall seconds per iteration, and the CPUs other processes (and the hypervisor's
+/// steal) used meanwhile, on average.
 #[derive(Clone, Copy)]
 struct Pass {
     secs: f64,
@@ -496,18 +506,25 @@ impl Bench {
         self.selected(name) && self.quiet_passes(name).count() < self.runs
     }
 
-    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
-        // Let the previous pass's idle rayon workers fall asleep, so that their spinning does
-        // not count as contention (or compete) in this pass.
+    fn time<T>(&mut self, name: &'static str, mut f: impl FnMut() -> T) -> T {
+        // Let the previous pass's idle rayon workers fall asleep first.
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let before = sched_sample();
+        let before = cpu_sample();
         let start = Instant::now();
-        let out = f();
-        let secs = start.elapsed().as_secs_f64();
-        let contention = match (before, sched_sample()) {
-            (Some((w0, s0, a0)), Some((w1, s1, a1))) if a1 > a0 => {
+        let mut iterations = 0u32;
+        let out = loop {
+            let out = f();
+            iterations += 1;
+            if start.elapsed().as_secs_f64() >= MIN_PASS_SECS {
+                break out;
+            }
+            drop(out);
+        };
+        let secs = start.elapsed().as_secs_f64() / f64::from(iterations);
+        let contention = match (before, cpu_sample()) {
+            (Some((b0, a0, m0)), Some((b1, a1, m1))) if a1 > a0 => {
                 let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-                (w1 - w0) as f64 * 1e-9 / secs + (s1 - s0) as f64 / (a1 - a0) as f64 * cpus
+                (b1 - b0).saturating_sub(m1 - m0) as f64 / (a1 - a0) as f64 * cpus
             }
             _ => 0.0,
         };
@@ -534,7 +551,7 @@ fn main() {
     let runs: usize = env_num("TB_BENCH_RUNS", 3).max(1);
     let mut bench = Bench {
         runs,
-        quiet: env_num("TB_BENCH_QUIET", 0.05),
+        quiet: env_num("TB_BENCH_QUIET", 0.10),
         only: std::env::var("TB_BENCH_ONLY")
             .ok()
             .filter(|s| !s.is_empty())
@@ -906,7 +923,7 @@ fn report(bench: &Bench, c: &Counts) {
     cost_model(bench, c);
     println!();
     println!(
-        "passes: seconds [contention: threads waiting for a CPU + steal, on average]; quiet ≤ {}; * = no quiet pass:",
+        "passes: seconds [CPUs used by other processes + steal, on average]; quiet ≤ {}; * = no quiet pass:",
         bench.quiet
     );
     for name in NAMES {

@@ -8,7 +8,7 @@ use crate::block::Block;
 use crate::json::MAX_SAFE;
 use crate::receipt::{Blocktorch, Detail, Market, Reason, Settlement, Tier};
 use crate::snapshot::{
-    canonical_bytes, Accepted, AdTiers, BlockSpacing, ComputeProofs, MarketStats, PerMarket,
+    Accepted, AdTiers, BlockSpacing, ComputeProofs, MarketStats, PerMarket,
     ReceiptCounts, Rejected, TierStats,
 };
 use crate::stats::{median_and_mad, nearest_rank};
@@ -261,11 +261,33 @@ impl EpochAcc {
             sla_violations: self.sla_violations,
             last_kernel_digest: last.map(|b| b.kernel_digest.to_string()),
             last_benchmark_commit: last.map(|b| b.benchmark_commit.to_string()),
-            trace_hash: last.map(|_| {
-                blake3::hash(&canonical_bytes(&self.proofs))
-                    .to_hex()
-                    .to_string()
-            }),
+            trace_hash: last.map(|_| blake3::hash(&trace_bytes(&self.proofs)).to_hex().to_string()),
         }
+    }
+}
+
+/// JCS of the epoch's proof records. Their fields are declared in sorted order and hold only
+/// validated ids, hex and safe integers, so compact serde_json output is already JCS (§2.1);
+/// a test checks it against the general canonicaliser. This runs at every epoch close.
+pub(crate) fn trace_bytes(proofs: &[Blocktorch]) -> Vec<u8> {
+    serde_json::to_vec(proofs).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::canonical_bytes;
+
+    #[test]
+    fn trace_bytes_are_jcs() {
+        let proofs: Vec<Blocktorch> = (0..5)
+            .map(|i| Blocktorch {
+                benchmark_commit: format!("bench-{i}").into(),
+                kernel_digest: blake3::hash(&[i]).to_hex().to_string().into(),
+                proof_latency_ms: u64::from(i) * 37 + 1,
+            })
+            .collect();
+        assert_eq!(trace_bytes(&proofs), canonical_bytes(&proofs));
+        assert_eq!(trace_bytes(&[]), canonical_bytes::<Vec<Blocktorch>>(&vec![]));
     }
 }
