@@ -8,8 +8,8 @@ use crate::block::Block;
 use crate::json::MAX_SAFE;
 use crate::receipt::{Blocktorch, Detail, Market, Reason, Settlement, Tier};
 use crate::snapshot::{
-    Accepted, AdTiers, BlockSpacing, ComputeProofs, MarketStats, PerMarket,
-    ReceiptCounts, Rejected, TierStats,
+    Accepted, AdTiers, BlockSpacing, ComputeProofs, MarketStats, PerMarket, ReceiptCounts,
+    Rejected, TierStats,
 };
 use crate::stats::{median_and_mad, nearest_rank};
 
@@ -261,7 +261,11 @@ impl EpochAcc {
             sla_violations: self.sla_violations,
             last_kernel_digest: last.map(|b| b.kernel_digest.to_string()),
             last_benchmark_commit: last.map(|b| b.benchmark_commit.to_string()),
-            trace_hash: last.map(|_| blake3::hash(&trace_bytes(&self.proofs)).to_hex().to_string()),
+            trace_hash: last.map(|_| {
+                blake3::hash(&trace_bytes(&self.proofs))
+                    .to_hex()
+                    .to_string()
+            }),
         }
     }
 }
@@ -288,6 +292,9 @@ mod tests {
             })
             .collect();
         assert_eq!(trace_bytes(&proofs), canonical_bytes(&proofs));
-        assert_eq!(trace_bytes(&[]), canonical_bytes::<Vec<Blocktorch>>(&vec![]));
+        assert_eq!(
+            trace_bytes(&[]),
+            canonical_bytes::<Vec<Blocktorch>>(&vec![])
+        );
     }
 }
