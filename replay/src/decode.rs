@@ -116,12 +116,35 @@ pub(crate) fn hex_bytes<const N: usize>(value: &Json, name: &str) -> Result<[u8;
 }
 
 /// Decodes lowercase hex of exactly `N` bytes (uppercase is not canonical and is refused).
+/// One pass with a lookup table: signatures and hashes make this a hot path of decoding.
 pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    const INVALID: u8 = 0xff;
+    const TABLE: [u8; 256] = {
+        let mut t = [INVALID; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    hex::decode_to_slice(s, &mut out).ok()?;
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (hi, lo) = (TABLE[pair[0] as usize], TABLE[pair[1] as usize]);
+        if hi == INVALID || lo == INVALID {
+            return None;
+        }
+        *o = (hi << 4) | lo;
+    }
     Some(out)
 }
 
@@ -130,5 +153,26 @@ pub(crate) fn boolean(value: &Json, name: &str) -> Result<bool, FieldError> {
     match value {
         Json::Bool(b) => Ok(*b),
         _ => Err(FieldError::new(name, "not a bool")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hex;
+
+    #[test]
+    fn hex_is_lowercase_and_exact_length() {
+        assert_eq!(parse_hex::<2>("0aff"), Some([0x0a, 0xff]));
+        assert_eq!(parse_hex::<2>("0aFF"), None);
+        assert_eq!(parse_hex::<2>("0af"), None);
+        assert_eq!(parse_hex::<2>("0aff0"), None);
+        assert_eq!(parse_hex::<2>("0ag0"), None);
+        assert_eq!(parse_hex::<1>("é"), None);
+        let all: String = (0..=255u8).map(|b| format!("{b:02x}")).collect();
+        let decoded = parse_hex::<256>(&all).unwrap();
+        assert!(decoded
+            .iter()
+            .enumerate()
+            .all(|(i, b)| usize::from(*b) == i));
     }
 }

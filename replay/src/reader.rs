@@ -209,7 +209,7 @@ impl ChainReader {
             }
             self.carry.extend_from_slice(&chunk[..n]);
             let mut start = 0;
-            while let Some(nl) = self.carry[start..].iter().position(|&b| b == b'\n') {
+            while let Some(nl) = memchr::memchr(b'\n', &self.carry[start..]) {
                 let end = start + nl;
                 let content_end = if end > start && self.carry[end - 1] == b'\r' {
                     end - 1
