@@ -74,6 +74,9 @@ pub struct ChainReader {
     file: Option<File>,
     /// Bytes read past the last complete line (an unfinished line).
     carry: Vec<u8>,
+    /// Read buffer, allocated once (a fresh 1 MiB per read made the allocator's footprint
+    /// wander on long replays).
+    chunk: Vec<u8>,
 }
 
 fn err(path: &Path, source: io::Error) -> ReadError {
@@ -114,6 +117,7 @@ impl ChainReader {
             pos,
             file: None,
             carry: Vec::new(),
+            chunk: Vec::new(),
         }
     }
 
@@ -201,13 +205,15 @@ impl ChainReader {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
-        let mut chunk = vec![0u8; 1 << 20];
+        if self.chunk.is_empty() {
+            self.chunk = vec![0u8; 1 << 20];
+        }
         while batch.buf.len() < max_bytes {
-            let n = file.read(&mut chunk).map_err(|e| err(&path, e))?;
+            let n = file.read(&mut self.chunk).map_err(|e| err(&path, e))?;
             if n == 0 {
                 break;
             }
-            self.carry.extend_from_slice(&chunk[..n]);
+            self.carry.extend_from_slice(&self.chunk[..n]);
             let mut start = 0;
             while let Some(nl) = memchr::memchr(b'\n', &self.carry[start..]) {
                 let end = start + nl;
