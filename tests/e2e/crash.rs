@@ -13,7 +13,7 @@
 //! of the RPC thread) plus seeded random amounts of appended chain and RPC calls; nothing waits a
 //! fixed time. The campaign is deterministic in its choices, not in the daemon's timing: a
 //! failure prints the seed and every cycle's choices. `TB_E2E_CRASH_SEED=<u64>` reruns another
-//! seed and `TB_E2E_CRASH_KILLS=<n>` (at least 20) runs a longer campaign.
+//! seed and `TB_E2E_CRASH_KILLS=<n>` (20 to 230) runs a longer campaign.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +28,7 @@ const L: usize = 10;
 /// Epochs of the simulated chain.
 const EPOCHS: usize = 24;
 /// Kills of the default campaign.
-const KILLS: usize = 24;
+const KILLS: usize = 30;
 /// The default seed.
 const SEED: u64 = 0x5eed_0009_c4a5_0001;
 /// The RPC token.
@@ -333,8 +333,8 @@ enum Kill {
     AfterClose { more: u64 },
     /// Append, and kill the moment the RPC thread has `acks` receipts (or gave up).
     AfterAcks { acks: usize },
-    /// Append, wait until the daemon has caught up and checkpointed, then kill after `acks` more
-    /// receipts (or when the RPC thread gave up).
+    /// Append, wait until the daemon has caught up and checkpointed, then kill once the RPC
+    /// thread has `acks` receipts (or gave up).
     CaughtUp { acks: usize },
 }
 
@@ -342,7 +342,11 @@ enum Kill {
 fn kill_9_at_random_instants_loses_no_acknowledged_event_and_audits_clean() {
     let seed = knob("TB_E2E_CRASH_SEED", SEED);
     let kills = usize::try_from(knob("TB_E2E_CRASH_KILLS", KILLS as u64)).unwrap();
-    assert!(kills >= 20, "TB_E2E_CRASH_KILLS must be at least 20");
+    assert!(
+        (20..=(EPOCHS - 1) * L).contains(&kills),
+        "TB_E2E_CRASH_KILLS must be within 20..={}",
+        (EPOCHS - 1) * L
+    );
     let mut trail = Trail {
         seed,
         cycles: Vec::new(),
