@@ -331,7 +331,9 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
     )
     .unwrap();
 
-    let cases: Vec<(&str, PathBuf, Vec<(&str, String)>, String)> = vec![
+    // (what, config, environment, a part of the expected error)
+    type Case<'a> = (&'a str, PathBuf, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case<'_>> = vec![
         (
             "bad key file",
             cfg.clone(),
@@ -786,4 +788,39 @@ fn an_ingest_thread_panic_is_logged_and_exits_non_zero() {
     let log = d.stderr();
     assert!(log.contains("the ingest thread panicked"), "{log}");
     assert!(log.contains("injected fault ingest-panic"), "{log}");
+}
+
+#[test]
+fn a_journal_shortened_underneath_is_refused_for_appends() {
+    let s = Setup::new(1);
+    let data = s.path("data");
+    let cfg = s.config("gov", &data, "", "");
+    s.feed(0..L);
+    let d = s.start(&cfg, &[]);
+    d.wait_closed(0);
+    let receipt = d.cli_json(&cli_args(&[
+        "mode",
+        "paused",
+        "--reason",
+        "r",
+        "--operator",
+        "o",
+    ]));
+    assert_eq!(receipt["seq"], 1, "{receipt}");
+    // Someone cuts the acknowledged event off underneath the running daemon.
+    let journal = data.join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let first = text.split_inclusive('\n').next().unwrap().to_owned();
+    std::fs::write(&journal, &first).unwrap();
+    let r = d.cli(&cli_args(&[
+        "mode",
+        "shadow",
+        "--reason",
+        "r2",
+        "--operator",
+        "o",
+    ]));
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("underneath"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&journal).unwrap(), first);
 }
