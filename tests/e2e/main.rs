@@ -5,3 +5,4 @@ mod crash;
 mod daemon;
 mod demo;
 mod offline;
+mod startup;

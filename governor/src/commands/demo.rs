@@ -14,6 +14,7 @@ use tb_replay::sim::{self, Scenario, SimConfig};
 
 use super::offline::{replay_decisions, Inputs};
 use crate::cli::{DemoArgs, EngineArgs};
+use crate::daemon::datadir::{DataDirLock, LOCK_FILE};
 use crate::daemon::files::JournalFile;
 use crate::daemon::{journal_mode, FIRST_START_REASON};
 use crate::engine::Action;
@@ -77,7 +78,15 @@ key_file = "{key}"
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> Result<()> {
+    // A daemon serving a previous demo's data directory holds its lock: refuse to clear it.
+    let previous = args.dir.join("data");
+    let previous_lock = if previous.join(LOCK_FILE).exists() {
+        Some(DataDirLock::acquire(&previous)?)
+    } else {
+        None
+    };
     fresh_dir(&args.dir)?;
+    drop(previous_lock);
     let dir = args
         .dir
         .canonicalize()
@@ -99,9 +108,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     // The journal the daemon writes on its first start, so `run` later reproduces these files.
     let data = dir.join("data");
-    std::fs::create_dir_all(&data)?;
+    let mut data_lock = DataDirLock::acquire(&data)?;
+    data_lock.record_pid()?;
     let journal_path = data.join("journal.jsonl");
     let mut journal = JournalFile::load(&journal_path)?;
+    journal.open_for_append()?;
     journal_mode(&mut journal, Mode::Shadow, FIRST_START_REASON)?;
 
     let inputs = Inputs::from_config(config)?;

@@ -6,6 +6,7 @@ use tb_replay::ClosedEpoch;
 
 use super::offline::{replay_decisions, Inputs};
 use crate::cli::ReplayArgs;
+use crate::daemon::datadir::DataDirLock;
 use crate::signing::load_signer;
 
 /// One human line per closed epoch: hash, accepted and rejected counts.
@@ -34,6 +35,9 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = Inputs::resolve(&args.input)?;
     let signer: Option<Signer> = load_signer(&inputs.config)?;
+    // --out may be a daemon's data directory: never write into one another process is using.
+    let mut out_lock = DataDirLock::acquire(&args.out)?;
+    out_lock.record_pid()?;
     let snapshots = RecordStore::open(args.out.join("snapshots"), "snapshot")?;
     let decisions = RecordStore::open(args.out.join("decisions"), "decision")?;
     let mut epochs = 0u64;

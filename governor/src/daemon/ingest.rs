@@ -47,9 +47,12 @@ impl Ingest {
     /// Runs until `stop` fires (or its sender is dropped). A write failure halts ingestion
     /// (shown in status); RPC keeps serving.
     pub fn run(mut self, stop: Receiver<()>) {
+        if super::fault::requested("ingest-panic").is_some() {
+            panic!("injected fault ingest-panic ({})", super::fault::FAULT_VAR);
+        }
         // A crash between the checkpoint and the params file leaves the params one close
-        // behind: republish them (and rerun the hook) for the last close before ingesting.
-        if let Err(e) = self.apply_params() {
+        // behind: bring them up to date (apply mode only, and only if they differ).
+        if let Err(e) = self.apply_params(true) {
             tracing::error!("republishing runtime params failed: {e:#}");
         }
         loop {
@@ -90,7 +93,7 @@ impl Ingest {
         }
         if let Some((last, _)) = step.closed.last() {
             self.checkpoint(last.snapshot.epoch)?;
-            self.apply_params()?;
+            self.apply_params(false)?;
         }
         let stall = step.stall.as_ref().map(|e| e.to_string());
         let known = super::state::read(&self.shared.view).ingest.stall.clone();
@@ -213,8 +216,11 @@ impl Ingest {
             .with_context(|| format!("writing {}", self.checkpoint_path.display()))
     }
 
-    /// In apply mode, publishes the params in force and runs the hook.
-    fn apply_params(&self) -> Result<()> {
+    /// Publishes the params in force and runs the hook, when the last close was in apply mode
+    /// and `runtime/params.json` is missing or holds other bytes (an unchanged file is neither
+    /// rewritten nor pushed again). `at_start` (the republish before ingesting) also needs the
+    /// journal's current mode to be apply: a start in paused or shadow mode pushes nothing.
+    fn apply_params(&self, at_start: bool) -> Result<()> {
         let view = super::state::read(&self.shared.view);
         let Some(last) = &view.last else {
             return Ok(());
@@ -230,8 +236,27 @@ impl Ingest {
         };
         drop(view);
         let bytes = serde_json::to_vec_pretty(&doc)?;
-        write_replace(&self.params_path, &bytes)
-            .with_context(|| format!("writing {}", self.params_path.display()))?;
+        let current = std::fs::read(&self.params_path).ok();
+        let path = self.params_path.display();
+        if at_start {
+            let mode = self.shared.journal_summary().mode;
+            if mode != Mode::Apply {
+                if current.as_deref() != Some(&bytes[..]) {
+                    tracing::warn!(
+                        "{path} does not hold the params of the last apply-mode close (epoch \
+                         {}); the mode is now {mode}, so it is not rewritten and the hook is not \
+                         run",
+                        doc.epoch_effective - 1
+                    );
+                }
+                return Ok(());
+            }
+        }
+        if current.as_deref() == Some(&bytes[..]) {
+            tracing::debug!("{path} is up to date: not rewritten, hook not run");
+            return Ok(());
+        }
+        write_replace(&self.params_path, &bytes).with_context(|| format!("writing {path}"))?;
         if let Some(hook) = &self.hook {
             if let Err(e) = run_hook(hook, &self.params_path, self.hook_timeout) {
                 self.shared.metrics.governor_hook_failures.inc();

@@ -3,9 +3,15 @@
 //! [`run`] takes its shutdown trigger and reload requests as arguments, so tests (and `main`,
 //! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.
 //!
-//! Data dir: `decisions/` (decision files and sidecars), `journal.jsonl`,
-//! `state/checkpoint.json`, `runtime/params.json`.
+//! Data dir: `LOCK` (the exclusive lock, see [`datadir`]), `decisions/` (decision files and
+//! sidecars), `journal.jsonl`, `state/checkpoint.json`, `runtime/params.json`.
+//!
+//! Start-up runs every check that can refuse the start (configuration, providers file, signing
+//! key, the data directory lock, config drift, the journal, binding the listener) before its
+//! first write, so a refused start leaves the data directory as it found it.
 
+pub mod datadir;
+pub mod fault;
 pub mod files;
 pub mod http;
 pub mod ingest;
@@ -26,6 +32,7 @@ use tb_decisions::RecordStore;
 use tb_replay::{ChainReader, Position, ReplayConfig, Replayer};
 use tokio::sync::mpsc;
 
+use self::datadir::DataDirLock;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
@@ -182,50 +189,35 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
 }
 
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
-/// configuration. `on_ready` gets the bound RPC address once the server listens.
+/// configuration. `on_ready` gets the bound RPC address once the server listens and start-up
+/// has written what it needs to. An error after the start (the ingest thread panicked) is
+/// returned once the server has stopped.
 pub async fn run(
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     mut reload: mpsc::Receiver<()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    // Checks first: nothing below writes into the data directory until the listener is bound,
+    // except the lock file and decisions/ of a directory never used before.
     let config = Config::load_from_process_env(config_path.as_deref())?;
     let inputs = Inputs::from_config(config)?;
     let config = &inputs.config;
     let config_hash = inputs.config_hash();
+    let signer = load_signer(config)?;
     let data = config.governor.data_dir.clone();
-    for sub in ["state", "runtime"] {
-        let dir = data.join(sub);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let mut data_lock = DataDirLock::acquire(&data)?;
     let store = RecordStore::open(data.join("decisions"), "decision")?;
-    let stale = store.remove_stale_temp_files()?;
-    if stale > 0 {
-        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
-    }
     let newest = store.epochs()?.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
     journal.last_closed = newest;
-    let first_start = journal.events.is_empty();
-    journal_mode(
-        &mut journal,
-        config.mode(),
-        if first_start {
-            FIRST_START_REASON
-        } else {
-            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
-        },
-    )?;
-    let signer = load_signer(config)?;
     let checkpoint_path = data.join("state/checkpoint.json");
     let resumed = resume(&inputs, &store, &checkpoint_path);
-    tracing::info!("resuming from {}", resumed.from);
 
     let budget = config.chain.proof_verification_budget_ms;
     let st = resumed.engine.state();
     let (params, shadow_params) = (st.params.clone(), st.shadow_params.clone());
-    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
     let last = st
         .last_epoch
         .and_then(|e| read_last_close(&store, e, signer.as_ref()));
@@ -266,7 +258,6 @@ pub async fn run(
         }),
         metrics: Metrics::new(),
     });
-    shared.metrics.set_mode(mode_now);
     if let Some(l) = &last {
         shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
     }
@@ -277,6 +268,8 @@ pub async fn run(
             .set(i64::try_from(t).unwrap_or(i64::MAX));
     }
 
+    // The last check: binding the listener. Until start-up has written below, the journal
+    // refuses appends, so an early RPC call cannot slip in before the start-up events.
     let module = server::Server {
         shared: shared.clone(),
     }
@@ -288,6 +281,15 @@ pub async fn run(
         config.rpc.max_body_bytes,
     )
     .await?;
+
+    // The start is accepted: from here on, writes.
+    let started = first_writes(&data, &mut data_lock, &shared, config.mode());
+    if let Err(e) = started {
+        let _ = handle.stop();
+        handle.stopped().await;
+        return Err(e);
+    }
+    tracing::info!("resuming from {}", resumed.from);
     tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
     on_ready(addr);
 
@@ -304,25 +306,102 @@ pub async fn run(
         hook_timeout: Duration::from_millis(config.apply.hook_timeout_ms),
         poll: Duration::from_millis(config.chain.poll_ms),
     };
+    // Dropped when the thread ends, returning or panicking: wakes the loop below.
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
     let ingest_thread = std::thread::Builder::new()
         .name("ingest".to_owned())
-        .spawn(move || ingest.run(stop_rx))
+        .spawn(move || {
+            let _ended = ended_tx;
+            ingest.run(stop_rx);
+        })
         .context("starting the ingest thread")?;
 
     tokio::pin!(shutdown);
-    loop {
+    let ingest_ended = loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break false,
+            _ = &mut ended_rx => break true,
             Some(()) = reload.recv() => reload_config(&inputs, config_path.as_deref(), &shared),
         }
+    };
+    if ingest_ended {
+        tracing::error!("the ingest thread ended on its own: stopping the daemon");
+    } else {
+        tracing::info!("shutting down: finishing the write in progress");
     }
-    tracing::info!("shutting down: finishing the write in progress");
     let _ = stop_tx.send(());
-    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
+    let joined = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
     let _ = handle.stop();
     handle.stopped().await;
-    tracing::info!("stopped cleanly");
+    drop(data_lock);
+    match joined {
+        Ok(Ok(())) if !ingest_ended => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Ok(Ok(())) => anyhow::bail!("the ingest thread stopped without being asked to"),
+        Ok(Err(payload)) => {
+            let msg = panic_message(payload.as_ref());
+            tracing::error!("the ingest thread panicked: {msg}");
+            anyhow::bail!(
+                "the ingest thread panicked: {msg}; decision files written before it are intact \
+                 (restart the daemon to resume)"
+            )
+        }
+        Err(e) => anyhow::bail!("waiting for the ingest thread failed: {e}"),
+    }
+}
+
+/// The writes of an accepted start, in order: the lock file's PID, `state/` and `runtime/`,
+/// leftover temp files, the journal's unterminated last line, the configured mode.
+fn first_writes(
+    data: &Path,
+    data_lock: &mut DataDirLock,
+    shared: &Shared,
+    mode: Mode,
+) -> Result<()> {
+    data_lock.record_pid()?;
+    for sub in ["state", "runtime"] {
+        let dir = data.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let stale = shared.decisions.remove_stale_temp_files()?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
+    }
+    for sub in ["state", "runtime"] {
+        let dir = data.join(sub);
+        let stale = files::remove_stale_temp_files(&dir)
+            .with_context(|| format!("removing temp files from {}", dir.display()))?;
+        if stale > 0 {
+            tracing::info!("removed {stale} temp files an interrupted write left in {sub}/");
+        }
+    }
+    let mut journal = lock(&shared.journal);
+    journal.open_for_append()?;
+    let first_start = journal.events.is_empty();
+    journal_mode(
+        &mut journal,
+        mode,
+        if first_start {
+            FIRST_START_REASON
+        } else {
+            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+        },
+    )?;
+    shared.publish_journal(&journal);
+    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
+    shared.metrics.set_mode(mode_now);
     Ok(())
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// SIGHUP: mode, token and rate limit change live; decision-relevant changes are refused.
