@@ -10,6 +10,7 @@ pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod state;
 pub mod status;
