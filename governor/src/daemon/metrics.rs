@@ -653,4 +653,59 @@ mod tests {
         assert!(!text.contains("# EOF"));
         assert!(text.contains("governor_mode{mode=\"shadow\"} 1"));
     }
+
+    fn exposition(m: &Metrics) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &Metrics::registry(m)).unwrap();
+        prometheus_text(&text)
+    }
+
+    #[test]
+    fn operator_kit_series_follow_status() {
+        let m = Metrics::new();
+        let text = exposition(&m);
+        for line in [
+            "# TYPE governor_ingest_stalled gauge",
+            "# TYPE governor_ingest_halted gauge",
+            "# TYPE governor_last_close_timestamp_seconds gauge",
+            "governor_expected_epoch_seconds -1",
+            "governor_last_decision_attestation{state=\"unsigned\"} 0",
+            "governor_last_decision_attestation{state=\"verified\"} 0",
+            "# TYPE proof_verification_budget_ms gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
+            "# TYPE process_start_time_seconds gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("process_cpu_seconds_total ")));
+
+        m.set_ingest(Some(
+            "blocks-000000.jsonl:12: height: expected 11, found 12",
+        ));
+        m.set_attestation(Some((true, false)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 1\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 0\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"unverified\"} 1"));
+        assert!(text.contains("governor_last_decision_attestation{state=\"verified\"} 0"));
+
+        m.set_ingest(Some("halted: writing the decision of epoch 3: disk full"));
+        m.set_attestation(Some((false, false)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 0\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 1\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"unsigned\"} 1"));
+        assert!(text.contains("governor_last_decision_attestation{state=\"unverified\"} 0"));
+
+        m.set_ingest(None);
+        m.set_attestation(Some((true, true)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 0\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 0\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"verified\"} 1"));
+    }
 }

@@ -711,7 +711,146 @@ fn blocktorch(out: &mut String, s: &Status) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use tb_config::Mode;
+
     use super::*;
+    use crate::engine::{Action, Gate, GateRecord, Intent, IntentState, Params};
+    use crate::rpc::{Blocktorch, EconomicsSample, Ingest, ReceiptHealth, ReleaseProvenance};
+
+    const EVIL: &str = "<script>alert('x')</script>&\"";
+
+    /// A status whose every free-text field carries markup.
+    fn hostile_status() -> Status {
+        Status {
+            enabled: false,
+            mode: Mode::Paused,
+            mode_effective_epoch: 4,
+            rules_version: 1,
+            config_hash: format!("hash{EVIL}"),
+            tip_height: Some(239),
+            last_closed_epoch: Some(11),
+            ingest: Ingest {
+                file: format!("blocks{EVIL}.jsonl"),
+                line: 241,
+                stall: Some(format!("blocks.jsonl:241: unknown field {EVIL}")),
+            },
+            gates: vec![GateRecord {
+                name: Gate::Storage,
+                state: GateStatus::Active,
+                enter_streak: 0,
+                exit_streak: 1,
+                enter_streak_required: 3,
+                exit_streak_required: 2,
+                enter_ok: false,
+                exit_bad: true,
+                reason: format!("storage: {EVIL}"),
+                metrics: Default::default(),
+            }],
+            pending_intents: vec![Intent {
+                id: format!("storage-00000011-exit{EVIL}"),
+                gate: Gate::Storage,
+                action: Action::Exit,
+                created_epoch: 11,
+                epoch_apply: 12,
+                reason: format!("manual exit by {EVIL}"),
+                metrics: Default::default(),
+                snapshot_hash: "ab".repeat(32),
+                state: IntentState::Pending,
+            }],
+            last_economics_snapshot_hash: Some("ab".repeat(32)),
+            economics: Some(EconomicsSample {
+                epoch: 11,
+                tx_count: 5196,
+                tx_volume_micro: 20_820_783_036,
+                treasury_inflow_micro: 21_600_000,
+                unique_miners: 6,
+                block_reward_per_block_micro: 2_844_471,
+                reward_volatility_bps: 100,
+                subsidy_share_bps: BTreeMap::from([(format!("ad{EVIL}"), 3094)]),
+            }),
+            telemetry_gauges_ppm: BTreeMap::from([
+                ("storage.utilization_ppm".to_owned(), Some(494_106)),
+                ("storage.provider_margin_ppm".to_owned(), Some(-120_000)),
+            ]),
+            params: Params::initial(100),
+            shadow_params: Params::initial(100),
+            release_provenance: Some(ReleaseProvenance {
+                epoch: 11,
+                decision_hash: format!("de{EVIL}"),
+                snapshot_hash: "ab".repeat(32),
+                attestation: Some(format!("key{EVIL}")),
+                verified: false,
+                hint: format!("check the key file {EVIL}"),
+            }),
+            receipt_health: ReceiptHealth {
+                accepted: BTreeMap::from([(format!("storage{EVIL}"), 1_476)]),
+                rejected: BTreeMap::from([("bad_signature".to_owned(), 15)]),
+                hints: vec![format!("15 receipts failed {EVIL}")],
+            },
+            blocktorch: Blocktorch {
+                kernel_digest: Some(format!("kd{EVIL}")),
+                benchmark_commit: Some(format!("bench{EVIL}")),
+                proof_latency_p95_ms: Some(120),
+                budget_ms: 100,
+                aggregator_trace: None,
+                source: format!("chain{EVIL}"),
+            },
+            config_reload_error: Some(format!("refused: {EVIL}")),
+        }
+    }
+
+    #[test]
+    fn every_string_from_status_is_escaped() {
+        let html = render(&hostile_status(), &[]);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("alert('x')"), "{html}");
+        // Each field shows up escaped (13 free-text fields above carry EVIL).
+        let escaped = escape(EVIL);
+        assert!(html.matches(escaped.as_str()).count() >= 13, "{html}");
+        // The values an operator looks for are there.
+        for needle in [
+            "id=\"mode\">paused<",
+            "id=\"last-closed-epoch\">11<",
+            "id=\"tip-height\">239<",
+            "id=\"stall\">STALLED: ",
+            "id=\"config-reload-error\"",
+            "id=\"paused\"",
+            "data-gate=\"storage\"",
+            "exit 1/2",
+            "p95 120 ms (budget 100 ms)",
+            "over budget",
+            ">unverified<",
+            "49.41 %",
+            "−12.00 %",
+            "5,196",
+        ] {
+            assert!(html.contains(needle), "{needle} missing:\n{html}");
+        }
+        // One self-contained document: no external resource, no script.
+        for banned in ["src=", "href=", "<script", "<link", "@import", "url("] {
+            assert!(!html.contains(banned), "{banned} in:\n{html}");
+        }
+        assert!(html.contains("<meta http-equiv=\"refresh\" content=\"5\">"));
+    }
+
+    #[test]
+    fn before_the_first_close_the_page_says_so() {
+        let mut s = hostile_status();
+        s.last_closed_epoch = None;
+        s.tip_height = None;
+        s.gates.clear();
+        s.pending_intents.clear();
+        s.economics = None;
+        s.release_provenance = None;
+        s.telemetry_gauges_ppm.clear();
+        let html = render(&s, &[]);
+        assert!(html.contains("id=\"last-closed-epoch\">-<"), "{html}");
+        assert!(html.contains("no epoch has closed yet"), "{html}");
+        assert!(html.contains(">none yet<"), "{html}");
+        assert!(html.contains("no epochs yet"), "{html}");
+    }
 
     #[test]
     fn escapes_every_markup_character() {
