@@ -83,7 +83,7 @@ fn output_within(mut cmd: Command, limit: Duration) -> Output {
         &format!("{what} to finish"),
         limit,
         || child.try_wait().ok().flatten(),
-        || String::new(),
+        String::new,
     );
     Output {
         status,
@@ -599,7 +599,7 @@ fn dashboard_is_importable_and_names_only_series_the_daemon_exports() {
         "economics_block_reward_per_block",
         "economics_prev_market_metrics_provider_margin_ppm",
         "receipt_validation_errors_total",
-        "proof_verification_budget_ms",
+        "proof_verification_budget_seconds",
         "governor_rpc_requests_total",
         "process_resident_memory_bytes",
         "governor_ingest_stalled",
@@ -1062,6 +1062,7 @@ fn status_page_shows_the_status_in_headless_chromium() {
         &[
             format!("--screenshot={}", shot.display()),
             "--window-size=1200,1600".to_owned(),
+            "--run-all-compositor-stages-before-draw".to_owned(),
         ],
         &url,
     );

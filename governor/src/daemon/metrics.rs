@@ -102,7 +102,7 @@ pub struct Metrics {
     pub governor_last_close_timestamp_seconds: Gauge,
     pub governor_expected_epoch_seconds: FloatGauge,
     pub governor_last_decision_attestation: Family<AttestationLabel, Gauge>,
-    pub proof_verification_budget_ms: Gauge,
+    pub proof_verification_budget_seconds: FloatGauge,
 }
 
 /// `{state}` of the last decision's attestation: `unsigned`, `unverified` or `verified`.
@@ -343,9 +343,9 @@ impl Metrics {
             m.governor_last_decision_attestation.clone(),
         );
         r.register(
-            "proof_verification_budget_ms",
-            "Compute proof latency budget (chain.proof_verification_budget_ms), ms",
-            m.proof_verification_budget_ms.clone(),
+            "proof_verification_budget_seconds",
+            "Compute proof latency budget (chain.proof_verification_budget_ms), seconds",
+            m.proof_verification_budget_seconds.clone(),
         );
         r.register_collector(Box::new(ProcessCollector {
             start_time_seconds: unix_now(),
@@ -464,8 +464,10 @@ impl Metrics {
 
     /// Sets the gauges that mirror `governor.status` from the shared state; called on every
     /// scrape, so they always agree with what status shows.
+    #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
     pub fn refresh(&self, shared: &Shared) {
-        self.proof_verification_budget_ms.set(int(shared.budget_ms));
+        self.proof_verification_budget_seconds
+            .set(shared.budget_ms as f64 / 1e3);
         let view = read(&shared.view);
         self.set_ingest(view.ingest.stall.as_deref());
         self.set_attestation(view.last.as_ref().map(|l| (l.keyid.is_some(), l.verified)));
@@ -571,7 +573,7 @@ impl Collector for ProcessCollector {
         let g = ConstGauge::new(self.start_time_seconds);
         g.encode(encoder.encode_descriptor(
             "process_start_time_seconds",
-            "Unix time the daemon's metrics registry was created, seconds",
+            "Unix time the daemon started serving, seconds",
             None,
             g.metric_type(),
         )?)?;
@@ -671,7 +673,7 @@ mod tests {
             "governor_expected_epoch_seconds -1",
             "governor_last_decision_attestation{state=\"unsigned\"} 0",
             "governor_last_decision_attestation{state=\"verified\"} 0",
-            "# TYPE proof_verification_budget_ms gauge",
+            "# TYPE proof_verification_budget_seconds gauge",
             "# TYPE process_cpu_seconds_total counter",
             "# TYPE process_resident_memory_bytes gauge",
             "# TYPE process_open_fds gauge",

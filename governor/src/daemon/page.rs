@@ -200,7 +200,8 @@ code,.hash{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;word-break:brea
 .banner.bad{border:1px solid #fca5a5}.banner.warn{border:1px solid #fcd34d}
 .dots{letter-spacing:1px;color:#2563eb}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;flex:0 1 282px}
+figure{margin:0;flex:0 1 252px}
+.pair{display:flex;flex-wrap:wrap;gap:8px 32px;margin:0 0 10px}.pair>*{flex:1 1 320px}
 .wide{flex:1 1 300px}
 figcaption{font-size:12px;color:#616e7c}
 svg{display:block;background:#fafbfc;border:1px solid #eef0f2;border-radius:4px}
@@ -412,7 +413,7 @@ struct Series<'a> {
     values: Vec<Option<u64>>,
 }
 
-const CHART_W: u64 = 280;
+const CHART_W: u64 = 250;
 const CHART_H: u64 = 96;
 const PAD: u64 = 6;
 
@@ -452,10 +453,15 @@ fn chart(
     };
     let _ = write!(
         out,
-        "<figure id=\"{}\"><figcaption><b>{}</b> · {} · last: {}</figcaption>\n\
+        "<figure id=\"{}\"{}><figcaption><b>{}</b> · {} · last: {}</figcaption>\n\
          <svg width=\"{CHART_W}\" height=\"{CHART_H}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
          role=\"img\" aria-label=\"{}\">",
         escape(id),
+        if series.len() > 1 {
+            " class=\"wide\""
+        } else {
+            ""
+        },
         escape(title),
         escape(&range),
         last,
@@ -500,7 +506,7 @@ fn chart(
 }
 
 fn economics(out: &mut String, s: &Status, history: &[Point]) {
-    out.push_str("<section><h2>Economics</h2>\n");
+    out.push_str("<section><h2>Economics</h2>\n<div class=\"pair\">\n");
     match &s.economics {
         Some(e) => {
             let shares = e
@@ -540,7 +546,7 @@ fn economics(out: &mut String, s: &Status, history: &[Point]) {
             };
             let util = g("utilization_ppm")
                 .flatten()
-                .map_or_else(|| "-".to_owned(), |v| percent_signed(v));
+                .map_or_else(|| "-".to_owned(), percent_signed);
             let margin = g("provider_margin_ppm")
                 .flatten()
                 .map_or_else(|| "-".to_owned(), percent_signed);
@@ -551,6 +557,7 @@ fn economics(out: &mut String, s: &Status, history: &[Point]) {
         }
         out.push_str("</tbody></table>\n");
     }
+    out.push_str("</div>\n");
     let epochs: Vec<u64> = history.iter().map(|p| p.epoch).collect();
     let one = |name, f: fn(&Point) -> u64| {
         vec![Series {
