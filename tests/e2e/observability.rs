@@ -1218,7 +1218,7 @@ fn read_until(
 fn status_watch_redraws_until_interrupted() {
     let s = Setup::demo();
     s.feed(0..=2);
-    let d = s.start(&[]);
+    let mut d = s.start(&[]);
     d.wait_caught_up(2, 3 * L as u64 - 1);
 
     // Flag checks.
@@ -1281,6 +1281,28 @@ fn status_watch_redraws_until_interrupted() {
             "a partial frame: {chunk}"
         );
     }
+
+    // The daemon dies: the watch says so and keeps trying; back on the same address, it redraws.
+    let addr = d.addr.clone();
+    d.kill();
+    let mark = text.len();
+    read_until(&rx, &mut text, "a frame with the error", |t| {
+        t[mark..].contains("(retrying every 1 s)")
+    });
+    assert!(
+        text[mark..].contains("error: cannot reach the governor"),
+        "{}",
+        &text[mark..]
+    );
+    let cfg = s.dir.join("gov.toml");
+    let conf = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, conf.replace("127.0.0.1:0", &addr)).unwrap();
+    let d = s.start(&[]);
+    assert_eq!(d.addr, addr);
+    let mark = text.len();
+    read_until(&rx, &mut text, "a frame from the restarted daemon", |t| {
+        t[mark..].contains("last closed epoch  4")
+    });
 
     // Ctrl-C ends it cleanly.
     let ok = Command::new("kill")
