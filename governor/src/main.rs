@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tb_governor::cli::{Cli, Command};
 use tb_governor::commands;
 
@@ -14,6 +14,14 @@ fn main() -> ExitCode {
         Command::Keygen(args) => commands::keygen::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Completions(args) => {
+            return tb_governor::exit(commands::shell::completions(
+                Cli::command(),
+                "tb-governor",
+                args,
+            ))
+        }
+        Command::Man(args) => return tb_governor::exit(commands::shell::man(Cli::command(), args)),
     };
     tb_governor::exit(result.map(|()| true))
 }

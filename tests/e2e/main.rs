@@ -4,5 +4,6 @@
 mod crash;
 mod daemon;
 mod demo;
+mod observability;
 mod offline;
 mod startup;

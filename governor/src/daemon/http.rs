@@ -1,5 +1,5 @@
 //! The HTTP front: one port for JSON-RPC (with auth and rate limiting ahead of any params
-//! parsing), `GET /metrics` and `GET /healthz`.
+//! parsing), the status page (`GET /`), `GET /metrics` and `GET /healthz`.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -200,13 +200,17 @@ pub async fn serve(
             let module = module.clone();
             let stop = stop_handle.clone();
             let registry = registry.clone();
+            let shared = shared.clone();
             let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 let mut rpc = svc_builder.clone().build(module.clone(), stop.clone());
                 let registry = registry.clone();
+                let shared = shared.clone();
                 async move {
                     if req.method() == http::Method::GET {
                         let resp = match req.uri().path() {
+                            "/" => super::page::respond(shared).await,
                             "/metrics" => {
+                                shared.metrics.refresh(&shared);
                                 let mut text = String::new();
                                 match encode(&mut text, &registry) {
                                     Ok(()) => plain(200, "text/plain; version=0.0.4; charset=utf-8", super::metrics::prometheus_text(&text)),
@@ -214,7 +218,7 @@ pub async fn serve(
                                 }
                             }
                             "/healthz" => plain(200, "text/plain", "ok\n".to_owned()),
-                            _ => plain(404, "text/plain", "not found: JSON-RPC is POST /, metrics GET /metrics, health GET /healthz\n".to_owned()),
+                            _ => plain(404, "text/plain", "not found: JSON-RPC is POST /, the status page GET /, metrics GET /metrics, health GET /healthz\n".to_owned()),
                         };
                         return Ok::<_, anyhow::Error>(resp);
                     }

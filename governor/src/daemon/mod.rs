@@ -16,6 +16,7 @@ pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod state;
 pub mod status;
@@ -290,7 +291,7 @@ pub async fn run(
         return Err(e);
     }
     tracing::info!("resuming from {}", resumed.from);
-    tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
+    tracing::info!("serving JSON-RPC, the status page, /metrics and /healthz on http://{addr}");
     on_ready(addr);
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
