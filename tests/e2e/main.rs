@@ -3,4 +3,5 @@
 
 mod daemon;
 mod demo;
+mod http_limits;
 mod offline;

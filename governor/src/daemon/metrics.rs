@@ -94,6 +94,7 @@ pub struct Metrics {
     pub governor_decision_write_failures: Counter,
     pub governor_hook_failures: Counter,
     pub governor_rpc_requests: Family<RpcLabel, Counter>,
+    pub governor_http_connections_refused: Counter,
 }
 
 fn int(v: u64) -> i64 {
@@ -273,6 +274,11 @@ impl Metrics {
             "JSON-RPC requests by method and result code",
             m.governor_rpc_requests.clone(),
         );
+        r.register(
+            "governor_http_connections_refused",
+            "HTTP connections answered 503 because rpc.max_connections were open",
+            m.governor_http_connections_refused.clone(),
+        );
         r
     }
 
@@ -446,6 +452,7 @@ mod tests {
             "governor_tip_height",
             "governor_decision_write_failures_total",
             "governor_rpc_requests_total",
+            "governor_http_connections_refused_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

@@ -286,6 +286,7 @@ pub async fn run(
         module.into(),
         shared.clone(),
         config.rpc.max_body_bytes,
+        config.rpc.max_connections,
     )
     .await?;
     tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
