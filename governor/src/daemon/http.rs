@@ -199,8 +199,9 @@ fn not_allowed(allow: &str) -> http::Response<HttpBody> {
         .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
 }
 
-/// Answers a connection over `rpc.max_connections` with a 503 and closes it, without waiting:
-/// whatever the client already sent is read first so the close is a FIN, not a reset.
+/// Answers a connection over `rpc.max_connections` with a 503 and closes it, without waiting.
+/// Whatever the client already sent is read first, so that closing a connection whose request
+/// has arrived does not reset it before the client reads the answer.
 fn refuse_busy(sock: TcpStream, max_connections: u32) {
     let Ok(mut sock) = sock.into_std() else {
         return;
