@@ -5,5 +5,6 @@ mod crash;
 mod daemon;
 mod demo;
 mod observability;
+mod http_limits;
 mod offline;
 mod startup;

@@ -103,6 +103,7 @@ pub struct Metrics {
     pub governor_expected_epoch_seconds: FloatGauge,
     pub governor_last_decision_attestation: Family<AttestationLabel, Gauge>,
     pub proof_verification_budget_seconds: FloatGauge,
+    pub governor_http_connections_refused: Counter,
 }
 
 /// `{state}` of the last decision's attestation: `unsigned`, `unverified` or `verified`.
@@ -350,6 +351,11 @@ impl Metrics {
         r.register_collector(Box::new(ProcessCollector {
             start_time_seconds: unix_now(),
         }));
+        r.register(
+            "governor_http_connections_refused",
+            "HTTP connections answered 503 because rpc.max_connections were open",
+            m.governor_http_connections_refused.clone(),
+        );
         r
     }
 
@@ -644,6 +650,7 @@ mod tests {
             "governor_tip_height",
             "governor_decision_write_failures_total",
             "governor_rpc_requests_total",
+            "governor_http_connections_refused_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),

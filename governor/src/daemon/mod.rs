@@ -280,6 +280,7 @@ pub async fn run(
         module.into(),
         shared.clone(),
         config.rpc.max_body_bytes,
+        config.rpc.max_connections,
     )
     .await?;
 
