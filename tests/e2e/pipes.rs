@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tb_decisions::Signer;
-use tb_e2e::{bin, run_expect, Daemon};
+use tb_e2e::{bin, rpc_post, run_expect, wait_until, Daemon, DEADLINE};
 
 const SEED_HEX: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -397,19 +397,7 @@ fn client_commands_exit_quietly_when_their_stdout_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     simulate(dir);
-    let config = dir.join("gov.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[governor]\ndata_dir = {:?}\nchain_id = \"tb-sim\"\nepoch_blocks = 20\n\n\
-             [chain]\ndir = {:?}\nproviders = {:?}\npoll_ms = 50\n\n\
-             [rpc]\nlisten = \"127.0.0.1:0\"\n",
-            dir.join("data").display().to_string(),
-            dir.join("sim/chain").display().to_string(),
-            dir.join("sim/providers.json").display().to_string(),
-        ),
-    )
-    .unwrap();
+    let config = daemon_config(dir, "127.0.0.1:0");
     let d = Daemon::start(&config, &dir.join("gov.stderr.log"));
     d.wait_closed(4);
     let snapshot_out = dir.join("snap.json").display().to_string();
@@ -434,6 +422,85 @@ fn client_commands_exit_quietly_when_their_stdout_closes() {
         }
     }
     assert!(dir.join("snap.json").exists());
+}
+
+/// Writes `gov.toml` for the simulated chain in `dir` with `listen`.
+fn daemon_config(dir: &Path, listen: &str) -> PathBuf {
+    let config = dir.join("gov.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[governor]\ndata_dir = {:?}\nchain_id = \"tb-sim\"\nepoch_blocks = 20\n\n\
+             [chain]\ndir = {:?}\nproviders = {:?}\npoll_ms = 50\n\n\
+             [rpc]\nlisten = {listen:?}\n",
+            dir.join("data").display().to_string(),
+            dir.join("sim/chain").display().to_string(),
+            dir.join("sim/providers.json").display().to_string(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn the_daemon_serves_on_with_its_stdout_and_stderr_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    simulate(dir);
+    // Its `listening on` line cannot be read, so it gets a port known beforehand: a free one,
+    // released just before the daemon binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = daemon_config(dir, &addr);
+    let mut cmd = Command::new(bin("tb-governor"));
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TB_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.env("RUST_LOG", "debug").spawn().unwrap();
+    // Both pipes closed before the daemon writes its first line or log.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = wait_until(
+        "epoch 4 to close with stdout and stderr closed",
+        DEADLINE,
+        || {
+            if let Ok(Some(exit)) = child.try_wait() {
+                panic!("the daemon exited: {exit}");
+            }
+            let req = r#"{"jsonrpc":"2.0","id":1,"method":"governor.status"}"#;
+            let mut v = rpc_post(&addr, req.as_bytes()).ok()?.json_opt()?;
+            let s = v.get_mut("result")?.take();
+            (s["last_closed_epoch"].as_u64() >= Some(4)).then_some(s)
+        },
+        String::new,
+    );
+    assert_eq!(status["mode"], "shadow", "{status}");
+    // It still stops cleanly (its last log lines go nowhere).
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let exit = wait_until(
+        "the daemon to exit",
+        DEADLINE,
+        || child.try_wait().ok().flatten(),
+        String::new,
+    );
+    assert_eq!(exit.code(), Some(0), "{exit}");
 }
 
 #[test]
