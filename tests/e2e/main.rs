@@ -4,7 +4,8 @@
 mod crash;
 mod daemon;
 mod demo;
-mod observability;
 mod http_limits;
+mod observability;
 mod offline;
+mod pipes;
 mod startup;

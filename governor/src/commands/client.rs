@@ -26,6 +26,7 @@ use crate::rpc::{
     DecisionSummary, GovernorApiClient, JournalReceipt, SnapshotResult, Status, RATE_LIMITED,
     UNAUTHORIZED, UNKNOWN_EPOCH,
 };
+use crate::{errln, out, outln};
 
 /// Shown after an `unauthorized` error.
 const TOKEN_HINT: &str = "hint: pass --token or set TB_GOVERNOR_RPC_TOKEN; the daemon refuses \
@@ -199,7 +200,7 @@ fn block_on<F: Future>(fut: F) -> Result<F::Output> {
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -255,7 +256,7 @@ pub fn status(args: &StatusArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&status)?;
     } else {
-        print!("{}", render_status(&status));
+        out!("{}", render_status(&status));
     }
     Ok(true)
 }
@@ -322,7 +323,7 @@ pub fn intents(args: &IntentsArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&crate::rpc::IntentsResult { intents })?;
     } else {
-        print!("{}", render_intents(&intents));
+        out!("{}", render_intents(&intents));
     }
     Ok(true)
 }
@@ -334,7 +335,7 @@ pub fn decisions(args: &DecisionsArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&crate::rpc::DecisionsResult { decisions })?;
     } else {
-        print!("{}", render_decisions(&decisions));
+        out!("{}", render_decisions(&decisions));
     }
     Ok(true)
 }
@@ -347,7 +348,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
         if args.rpc.json {
             print_json(&result)?;
         } else {
-            print!("{}", render_snapshot(&result));
+            out!("{}", render_snapshot(&result));
         }
         return Ok(true);
     };
@@ -358,14 +359,14 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
     match written {
         Ok(()) => {
             if !args.rpc.json {
-                println!("wrote {}", out.display());
-                println!("snapshot_hash={}", result.snapshot_hash);
-                println!("check it with: b3sum {}", out.display());
+                outln!("wrote {}", out.display());
+                outln!("snapshot_hash={}", result.snapshot_hash);
+                outln!("check it with: b3sum {}", out.display());
             }
             Ok(true)
         }
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             Ok(false)
         }
     }
@@ -408,7 +409,7 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&receipt)?;
     } else {
-        println!(
+        outln!(
             "{}",
             render_receipt(&format!("manual exit of {}", args.gate), &receipt)
         );
@@ -431,7 +432,7 @@ pub fn mode(args: &ModeArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&receipt)?;
     } else {
-        println!(
+        outln!(
             "{}",
             render_receipt(&format!("mode change to {}", args.mode), &receipt)
         );
