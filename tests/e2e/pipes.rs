@@ -97,13 +97,16 @@ fn run_closed(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], close
     }
 }
 
-/// Every file under `dir`, by path relative to it, with its bytes.
+/// Every file under `dir`, by path relative to it, with its bytes; data-directory `LOCK` files
+/// are left out (they hold the PID of the process that last wrote the directory).
 fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 walk(root, &path, out);
+            } else if path.file_name().is_some_and(|n| n == "LOCK") {
+                continue;
             } else {
                 let rel = path.strip_prefix(root).unwrap().to_path_buf();
                 out.insert(rel, std::fs::read(&path).unwrap());
