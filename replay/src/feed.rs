@@ -32,13 +32,15 @@ pub struct Step {
 /// Reads up to about `max_bytes` of complete lines and applies them. A step that applies
 /// nothing (and has no stall) means the chain has nothing new yet. On a block error the lines
 /// before it are applied and the reader is left at the bad line, so a later step retries it.
+/// A [`ReadError`] comes with nothing applied and the reader where it was: the next step
+/// retries.
 pub fn step(
     reader: &mut ChainReader,
     replayer: &mut Replayer,
     max_bytes: usize,
 ) -> Result<Step, ReadError> {
     let start = reader.position().clone();
-    let batch = reader.next_batch(max_bytes)?;
+    let mut batch = reader.next_batch(max_bytes)?;
     let lines: Vec<&[u8]> = (0..batch.lines.len()).map(|i| batch.line(i)).collect();
     let outcome = replayer.push_lines(&lines);
     let closed = outcome
@@ -53,16 +55,15 @@ pub fn step(
     };
     let failure = match outcome.error {
         Some((i, error)) => Some((batch.lines[i].file.clone(), batch.lines[i].line, error)),
-        None => batch
-            .unterminated
-            .map(|(file, line)| (file, line, BlockError::Unterminated)),
+        None => batch.stop.take(),
     };
     if let Some((file, line, error)) = failure {
-        let resume = match applied.blocks {
-            0 => start,
-            n => batch.lines[n - 1].next.clone(),
-        };
-        reader.rewind(resume);
+        // The reader moves back to just after the last line applied: nothing read past it is
+        // lost, and the next step starts at the bad line again.
+        match applied.blocks {
+            0 => reader.rewind(start),
+            n => reader.resume_after(&batch, n - 1),
+        }
         applied.stall = Some(ChainError { file, line, error });
     }
     Ok(applied)

@@ -76,15 +76,28 @@ impl Ingest {
         }
     }
 
-    /// One read-and-apply step; true when blocks were applied.
+    /// One read-and-apply step; true when blocks were applied. A chain that cannot be read or
+    /// stops at a bad line is a stall (retried at every poll); an error here is a write failure
+    /// that halts ingestion.
     fn step(&mut self) -> Result<bool> {
         let step = match feed::step(&mut self.reader, &mut self.replayer, STEP_BYTES) {
             Ok(s) => s,
             Err(e) => {
+                // Nothing was applied and the reader did not move: the next poll retries.
                 self.publish_position(Some(e.to_string()));
                 return Ok(false);
             }
         };
+        if let Err(e) = self.record(&step) {
+            self.shared.metrics.governor_ingest_stalled.set(1);
+            return Err(e);
+        }
+        self.publish_position(step.stall.as_ref().map(|e| e.to_string()));
+        Ok(step.blocks > 0)
+    }
+
+    /// Writes what a step closed: decision files, then the checkpoint and the runtime params.
+    fn record(&mut self, step: &feed::Step) -> Result<()> {
         for (closed, position) in &step.closed {
             self.close(closed, position)?;
         }
@@ -92,15 +105,11 @@ impl Ingest {
             self.checkpoint(last.snapshot.epoch)?;
             self.apply_params()?;
         }
-        let stall = step.stall.as_ref().map(|e| e.to_string());
-        let known = super::state::read(&self.shared.view).ingest.stall.clone();
-        if let Some(s) = stall.as_ref().filter(|s| known.as_ref() != Some(*s)) {
-            tracing::warn!("ingest stalled: {s}");
-        }
-        self.publish_position(stall);
-        Ok(step.blocks > 0)
+        Ok(())
     }
 
+    /// Publishes the reading position, the tip and the stall (logged once each time it starts or
+    /// changes, and when it clears).
     fn publish_position(&self, stall: Option<String>) {
         let pos = self.reader.position().clone();
         let tip = self
@@ -114,7 +123,26 @@ impl Ingest {
                 .governor_tip_height
                 .set(i64::try_from(t).unwrap_or(i64::MAX));
         }
+        self.shared
+            .metrics
+            .governor_ingest_stalled
+            .set(i64::from(stall.is_some()));
         let mut view = write(&self.shared.view);
+        if view.ingest.stall != stall {
+            match (&stall, &view.ingest.stall) {
+                (Some(s), _) => tracing::warn!(
+                    file = %pos.file,
+                    line = pos.line,
+                    "ingest stalled: {s}"
+                ),
+                (None, Some(was)) => tracing::info!(
+                    file = %pos.file,
+                    line = pos.line,
+                    "ingest resumed (it was stalled: {was})"
+                ),
+                (None, None) => {}
+            }
+        }
         view.tip_height = tip;
         view.ingest.file = pos.file;
         view.ingest.line = pos.line;

@@ -91,6 +91,7 @@ pub struct Metrics {
     pub governor_mode: Family<ModeLabel, Gauge>,
     pub governor_last_closed_epoch: Gauge,
     pub governor_tip_height: Gauge,
+    pub governor_ingest_stalled: Gauge,
     pub governor_decision_write_failures: Counter,
     pub governor_hook_failures: Counter,
     pub governor_rpc_requests: Family<RpcLabel, Counter>,
@@ -257,6 +258,11 @@ impl Metrics {
             "governor_tip_height",
             "Height of the last ingested block (-1 before the first)",
             m.governor_tip_height.clone(),
+        );
+        r.register(
+            "governor_ingest_stalled",
+            "1 while ingestion is stalled or halted (status ingest.stall says why), else 0",
+            m.governor_ingest_stalled.clone(),
         );
         r.register(
             "governor_decision_write_failures",
@@ -444,6 +450,7 @@ mod tests {
             "governor_mode",
             "governor_last_closed_epoch",
             "governor_tip_height",
+            "governor_ingest_stalled",
             "governor_decision_write_failures_total",
             "governor_rpc_requests_total",
         ] {
@@ -456,5 +463,6 @@ mod tests {
         assert!(text.contains("# TYPE economics_epoch_tx_count untyped"));
         assert!(!text.contains("# EOF"));
         assert!(text.contains("governor_mode{mode=\"shadow\"} 1"));
+        assert!(text.contains("\ngovernor_ingest_stalled 0\n"), "{text}");
     }
 }
