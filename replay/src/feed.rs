@@ -27,13 +27,18 @@ pub struct Step {
     /// Set when a line is not a valid next block: the blocks before it were applied (and the
     /// epochs they closed are in `closed`), nothing after it was, and the reader waits at it.
     pub stall: Option<ChainError>,
+    /// Set when reading failed after the lines of this step were read (a listing that failed,
+    /// a file that changed): they were applied, nothing after them was read, and the next step
+    /// retries from there.
+    pub read_error: Option<ReadError>,
 }
 
 /// Reads up to about `max_bytes` of complete lines and applies them. A step that applies
 /// nothing (and has no stall) means the chain has nothing new yet. On a block error the lines
 /// before it are applied and the reader is left at the bad line, so a later step retries it.
-/// A [`ReadError`] comes with nothing applied and the reader where it was: the next step
-/// retries.
+/// A read error met before any line comes as `Err`, with nothing applied and the reader where
+/// it was; one met after lines were read comes in [`Step::read_error`], after those lines are
+/// applied. Either way the next step retries.
 pub fn step(
     reader: &mut ChainReader,
     replayer: &mut Replayer,
@@ -52,6 +57,7 @@ pub fn step(
         blocks: outcome.applied,
         closed,
         stall: None,
+        read_error: None,
     };
     let failure = match outcome.error {
         Some((i, error)) => Some((batch.lines[i].file.clone(), batch.lines[i].line, error)),
@@ -65,6 +71,8 @@ pub fn step(
             n => reader.resume_after(&batch, n - 1),
         }
         applied.stall = Some(ChainError { file, line, error });
+    } else {
+        applied.read_error = batch.error.take();
     }
     Ok(applied)
 }

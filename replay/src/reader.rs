@@ -7,8 +7,8 @@
 //! checkpoint stores and [`ChainReader::open`] resumes from.
 //!
 //! The reader never skips a line: its position moves only over lines it hands out, and an error
-//! met after lines were read in the same call does not lose them (they are handed out, and the
-//! error comes back on the next call if it persists). A chain that changes under the reader is an
+//! met after lines were read in the same call does not lose them (they are handed out with the
+//! error). A chain that changes under the reader is an
 //! error naming the file and the change, every time it is asked, until the chain is put back:
 //!
 //! - the file being read was removed, truncated below the position, or rewritten or replaced
@@ -135,6 +135,8 @@ pub struct Batch {
     /// line followed by a later file, or a line over [`MAX_LINE_BYTES`]): a block error at this
     /// file and line, after the lines above.
     pub stop: Option<(String, u64, BlockError)>,
+    /// Set when reading failed after the lines above were read: nothing after them was read.
+    pub error: Option<ReadError>,
 }
 
 impl Batch {
@@ -477,15 +479,21 @@ impl ChainReader {
     }
 
     /// Reads up to about `max_bytes` of complete lines (at least one line when one is ready).
-    /// An empty batch means nothing new is complete yet. An error comes with no lines: one met
-    /// after lines were read is returned by the next call instead, if it persists.
+    /// An empty batch means nothing new is complete yet. An error met before any line is
+    /// returned as `Err`; one met after lines were read is in [`Batch::error`], with those
+    /// lines. The position stands after the lines handed out either way, so asking again
+    /// retries from there.
     pub fn next_batch(&mut self, max_bytes: usize) -> Result<Batch, ReadError> {
         let mut batch = Batch::default();
         let read = self.read_into(&mut batch, max_bytes);
         self.mark_last(&batch);
         match read {
+            Ok(()) => Ok(batch),
             Err(e) if batch.lines.is_empty() => Err(e),
-            _ => Ok(batch),
+            Err(e) => {
+                batch.error = Some(e);
+                Ok(batch)
+            }
         }
     }
 

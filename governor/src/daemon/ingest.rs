@@ -88,11 +88,19 @@ impl Ingest {
                 return Ok(false);
             }
         };
+        let stall = match (&step.stall, &step.read_error) {
+            (Some(e), _) => Some(e.to_string()),
+            (None, Some(e)) => Some(e.to_string()),
+            (None, None) => None,
+        };
+        // The stall as this step leaves it is shown before its closes are, so that a close seen
+        // in status never comes with a stall that the step already got past.
+        self.publish_stall(stall.clone());
         if let Err(e) = self.record(&step) {
             self.shared.metrics.governor_ingest_stalled.set(1);
             return Err(e);
         }
-        self.publish_position(step.stall.as_ref().map(|e| e.to_string()));
+        self.publish_position(stall);
         Ok(step.blocks > 0)
     }
 
@@ -108,9 +116,37 @@ impl Ingest {
         Ok(())
     }
 
-    /// Publishes the reading position, the tip and the stall (logged once each time it starts or
-    /// changes, and when it clears).
+    /// Publishes the stall (status and `governor_ingest_stalled`), logging it once each time it
+    /// starts or changes, and when it clears.
+    fn publish_stall(&self, stall: Option<String>) {
+        self.shared
+            .metrics
+            .governor_ingest_stalled
+            .set(i64::from(stall.is_some()));
+        let mut view = write(&self.shared.view);
+        if view.ingest.stall == stall {
+            return;
+        }
+        let pos = self.reader.position();
+        match (&stall, &view.ingest.stall) {
+            (Some(s), _) => tracing::warn!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest stalled: {s}"
+            ),
+            (None, Some(was)) => tracing::info!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest resumed (it was stalled: {was})"
+            ),
+            (None, None) => {}
+        }
+        view.ingest.stall = stall;
+    }
+
+    /// Publishes the reading position, the tip and the stall.
     fn publish_position(&self, stall: Option<String>) {
+        self.publish_stall(stall);
         let pos = self.reader.position().clone();
         let tip = self
             .replayer
@@ -123,30 +159,10 @@ impl Ingest {
                 .governor_tip_height
                 .set(i64::try_from(t).unwrap_or(i64::MAX));
         }
-        self.shared
-            .metrics
-            .governor_ingest_stalled
-            .set(i64::from(stall.is_some()));
         let mut view = write(&self.shared.view);
-        if view.ingest.stall != stall {
-            match (&stall, &view.ingest.stall) {
-                (Some(s), _) => tracing::warn!(
-                    file = %pos.file,
-                    line = pos.line,
-                    "ingest stalled: {s}"
-                ),
-                (None, Some(was)) => tracing::info!(
-                    file = %pos.file,
-                    line = pos.line,
-                    "ingest resumed (it was stalled: {was})"
-                ),
-                (None, None) => {}
-            }
-        }
         view.tip_height = tip;
         view.ingest.file = pos.file;
         view.ingest.line = pos.line;
-        view.ingest.stall = stall;
     }
 
     fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {

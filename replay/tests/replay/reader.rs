@@ -392,6 +392,9 @@ impl Tail {
                     blocks += step.blocks;
                     self.closed
                         .extend(step.closed.into_iter().map(|(c, _)| c.hash));
+                    if let Some(e) = step.read_error {
+                        return (blocks, Some(e.to_string()));
+                    }
                     if step.blocks == 0 {
                         return (blocks, None);
                     }
@@ -480,9 +483,14 @@ fn an_error_after_lines_were_read_loses_none_of_them() {
     let e = t.error_stays(2);
     assert!(e.contains("b.jsonl: symbolic link cannot be followed"), "{e}");
     // Lines appended to a.jsonl meanwhile are read before the listing fails again, in the same
-    // batch: they are applied, not lost.
+    // batch: they are applied, not lost, and the step reports the error with them.
     append(dir.path(), "a.jsonl", &chain.text(10..20));
-    assert_eq!(t.drain(), (10, Some(e.clone())));
+    let step = feed::step(&mut t.reader, &mut t.replayer, 1 << 20).unwrap();
+    assert_eq!(step.blocks, 10);
+    assert_eq!(step.stall, None);
+    assert_eq!(step.read_error.map(|e| e.to_string()), Some(e.clone()));
+    t.closed
+        .extend(step.closed.into_iter().map(|(c, _)| c.hash));
     assert_eq!(t.reader.position().line, 21);
     assert_eq!(t.error_stays(3), e);
     // Listing the directory (what the offline replay does first) fails the same way.
