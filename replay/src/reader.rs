@@ -192,7 +192,9 @@ pub enum Change {
         line: u64,
     },
     /// The file being read is now shorter than what was read of it.
-    #[error("now {len} bytes, shorter than the {offset} bytes already read (truncated or replaced)")]
+    #[error(
+        "now {len} bytes, shorter than the {offset} bytes already read (truncated or replaced)"
+    )]
     Shrunk {
         /// Its length now.
         len: u64,
@@ -399,9 +401,10 @@ fn verify(file: &File, path: &Path, len: u64, pos: &Position) -> Result<(), Read
     if pos.offset == 0 {
         return Ok(());
     }
-    let mark = pos.last.as_ref().filter(|m| {
-        (1..=pos.offset).contains(&m.len) && m.len <= MAX_LINE_BYTES as u64 + 2
-    });
+    let mark = pos
+        .last
+        .as_ref()
+        .filter(|m| (1..=pos.offset).contains(&m.len) && m.len <= MAX_LINE_BYTES as u64 + 2);
     let size = mark.map_or(1, |m| m.len);
     let mut buf = vec![0u8; usize::try_from(size).unwrap_or(1)];
     read_at(file, path, &mut buf, pos.offset - size).map_err(|e| io_err(path, e))?;
@@ -616,8 +619,8 @@ impl ChainReader {
         if !self.carry.is_empty() {
             // A partial line the writer took back and wrote differently is read again.
             let mut now = vec![0u8; self.carry.len()];
-            let same = read_at(&open.file, &path, &mut now, self.pos.offset).is_ok()
-                && now == self.carry;
+            let same =
+                read_at(&open.file, &path, &mut now, self.pos.offset).is_ok() && now == self.carry;
             if !same {
                 self.close();
             }
@@ -722,11 +725,7 @@ impl ChainReader {
             .too_long
             .as_ref()
             .filter(|t| t.file == self.pos.file && t.offset == self.pos.offset)
-            .map(|t| {
-                open.file
-                    .metadata()
-                    .is_ok_and(|m| Stamp::of(&m) == t.stamp)
-            });
+            .map(|t| open.file.metadata().is_ok_and(|m| Stamp::of(&m) == t.stamp));
         match unchanged {
             Some(true) => {
                 batch.stop = Some((

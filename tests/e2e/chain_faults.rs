@@ -202,7 +202,10 @@ fn wait_stall(d: &Daemon, what: &str) -> String {
             .as_str()
             .is_some_and(|s| s.contains(what))
     });
-    st["ingest"]["stall"].as_str().unwrap_or_default().to_owned()
+    st["ingest"]["stall"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Waits until the stall is gone.
@@ -229,8 +232,10 @@ fn let_polls_pass(d: &Daemon, polls: u32) {
     wait_until(
         "ingest polls to pass",
         DEADLINE,
-        || (d.status_raw().is_some() && since.elapsed() >= Duration::from_millis(50) * polls)
-            .then_some(()),
+        || {
+            (d.status_raw().is_some() && since.elapsed() >= Duration::from_millis(50) * polls)
+                .then_some(())
+        },
         || d.stderr(),
     );
 }
@@ -464,7 +469,10 @@ fn files_changed_while_the_daemon_was_down_stall_it_on_restart() {
         serde_json::from_slice(&std::fs::read(s.path("data/state/checkpoint.json")).unwrap())
             .unwrap();
     let pos = &checkpoint["position"];
-    assert_eq!((pos["file"].as_str(), pos["line"].as_u64()), (Some(F0), Some(51)));
+    assert_eq!(
+        (pos["file"].as_str(), pos["line"].as_u64()),
+        (Some(F0), Some(51))
+    );
     d.kill();
 
     // The last line read is rewritten (same length) while the daemon is down.
@@ -490,13 +498,20 @@ fn files_changed_while_the_daemon_was_down_stall_it_on_restart() {
             "{F0}: the chain files before it are not the ones read before it (0 files then, 1 now"
         ),
     );
-    s.offline_fails_with("offline-late", &format!("{F0}:1: height: expected 1, found 0"));
+    s.offline_fails_with(
+        "offline-late",
+        &format!("{F0}:1: height: expected 1, found 0"),
+    );
     d.kill();
 
     // Put back: the daemon resumes from its checkpoint and carries on.
     std::fs::remove_file(s.chain("blocks-00000.jsonl")).unwrap();
     let d = s.start();
-    assert!(d.stderr().contains("checkpoint after epoch 1"), "{}", d.stderr());
+    assert!(
+        d.stderr().contains("checkpoint after epoch 1"),
+        "{}",
+        d.stderr()
+    );
     s.append(F0, &s.text(50..120));
     let st = d.wait_caught_up(5, 119);
     assert_eq!(st["ingest"]["stall"], Value::Null, "{st}");

@@ -93,9 +93,12 @@ impl Ingest {
             (None, Some(e)) => Some(e.to_string()),
             (None, None) => None,
         };
-        // The stall as this step leaves it is shown before its closes are, so that a close seen
-        // in status never comes with a stall that the step already got past.
-        self.publish_stall(stall.clone());
+        // A stall the step got past is cleared before its closes are shown, so that a close seen
+        // in status never comes with it; a new stall is shown after them (with the tip), so that
+        // a stall seen in status comes with every block applied before it.
+        if stall.is_none() {
+            self.publish_stall(None);
+        }
         if let Err(e) = self.record(&step) {
             self.shared.metrics.governor_ingest_stalled.set(1);
             return Err(e);
@@ -119,11 +122,14 @@ impl Ingest {
     /// Publishes the stall (status and `governor_ingest_stalled`), logging it once each time it
     /// starts or changes, and when it clears.
     fn publish_stall(&self, stall: Option<String>) {
+        self.set_stall(&mut write(&self.shared.view), stall);
+    }
+
+    fn set_stall(&self, view: &mut super::state::View, stall: Option<String>) {
         self.shared
             .metrics
             .governor_ingest_stalled
             .set(i64::from(stall.is_some()));
-        let mut view = write(&self.shared.view);
         if view.ingest.stall == stall {
             return;
         }
@@ -144,9 +150,8 @@ impl Ingest {
         view.ingest.stall = stall;
     }
 
-    /// Publishes the reading position, the tip and the stall.
+    /// Publishes the reading position, the tip and the stall, together.
     fn publish_position(&self, stall: Option<String>) {
-        self.publish_stall(stall);
         let pos = self.reader.position().clone();
         let tip = self
             .replayer
@@ -163,6 +168,7 @@ impl Ingest {
         view.tip_height = tip;
         view.ingest.file = pos.file;
         view.ingest.line = pos.line;
+        self.set_stall(&mut view, stall);
     }
 
     fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {

@@ -59,7 +59,11 @@ fn crlf_line_endings_are_stripped() {
     let pos = reader.position();
     assert_eq!(
         (pos.file.as_str(), pos.offset, pos.line),
-        ("blocks.jsonl", text.len() as u64, chain.lines.len() as u64 + 1)
+        (
+            "blocks.jsonl",
+            text.len() as u64,
+            chain.lines.len() as u64 + 1
+        )
     );
     // The last line read is remembered with its \r\n, so a reopened file can be checked.
     let last = chain.lines.last().unwrap();
@@ -481,7 +485,10 @@ fn an_error_after_lines_were_read_loses_none_of_them() {
     )
     .unwrap();
     let e = t.error_stays(2);
-    assert!(e.contains("b.jsonl: symbolic link cannot be followed"), "{e}");
+    assert!(
+        e.contains("b.jsonl: symbolic link cannot be followed"),
+        "{e}"
+    );
     // Lines appended to a.jsonl meanwhile are read before the listing fails again, in the same
     // batch: they are applied, not lost, and the step reports the error with them.
     append(dir.path(), "a.jsonl", &chain.text(10..20));
@@ -520,7 +527,11 @@ fn a_file_replaced_under_its_name_is_an_error_until_its_content_is_back() {
     let before = inode(&d.join("a.jsonl"));
     fs::remove_file(d.join("a.jsonl")).unwrap();
     write(d, "a.jsonl", &chain.text(0..10));
-    assert_ne!(inode(&d.join("a.jsonl")), before, "the reader holds the old one");
+    assert_ne!(
+        inode(&d.join("a.jsonl")),
+        before,
+        "the reader holds the old one"
+    );
     let e = t.error_stays(2);
     let read = chain.text(0..20).len();
     assert_eq!(
@@ -754,8 +765,7 @@ fn a_saved_position_is_checked_against_the_files_on_resuming() {
     assert_eq!(&r.replayer.checkpoint(), reference.final_state());
     // A position saved without marks (an older checkpoint) still resumes, and a line must end
     // just before it.
-    let old: Position =
-        serde_json::from_str(r#"{"file":"b.jsonl","offset":5,"line":2}"#).unwrap();
+    let old: Position = serde_json::from_str(r#"{"file":"b.jsonl","offset":5,"line":2}"#).unwrap();
     assert_eq!((old.last.clone(), old.earlier.clone()), (None, None));
     assert_eq!(
         resume(d, &old).error_stays(1),
