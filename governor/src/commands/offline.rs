@@ -126,6 +126,10 @@ pub fn replay_all(
         }
         blocks += step.blocks as u64;
         bar.set_position(blocks);
+        if let Some(e) = step.read_error {
+            bar.finish_and_clear();
+            return Err(anyhow::Error::new(e).context("reading the chain"));
+        }
         if let Some(stall) = step.stall {
             bar.finish_and_clear();
             return Err(anyhow::Error::new(stall).context(format!(

@@ -79,15 +79,36 @@ impl Ingest {
         }
     }
 
-    /// One read-and-apply step; true when blocks were applied.
+    /// One read-and-apply step; true when blocks were applied. A chain that cannot be read or
+    /// stops at a bad line is a stall (retried at every poll); an error here is a write failure
+    /// that halts ingestion.
     fn step(&mut self) -> Result<bool> {
         let step = match feed::step(&mut self.reader, &mut self.replayer, STEP_BYTES) {
             Ok(s) => s,
             Err(e) => {
+                // Nothing was applied and the reader did not move: the next poll retries.
                 self.publish_position(Some(e.to_string()));
                 return Ok(false);
             }
         };
+        let stall = match (&step.stall, &step.read_error) {
+            (Some(e), _) => Some(e.to_string()),
+            (None, Some(e)) => Some(e.to_string()),
+            (None, None) => None,
+        };
+        // A stall the step got past is cleared before its closes are shown, so that a close seen
+        // in status never comes with it; a new stall is shown after them (with the tip), so that
+        // a stall seen in status comes with every block applied before it.
+        if stall.is_none() {
+            self.publish_stall(None);
+        }
+        self.record(&step)?;
+        self.publish_position(stall);
+        Ok(step.blocks > 0)
+    }
+
+    /// Writes what a step closed: decision files, then the checkpoint and the runtime params.
+    fn record(&mut self, step: &feed::Step) -> Result<()> {
         for (closed, position) in &step.closed {
             self.close(closed, position)?;
         }
@@ -95,15 +116,38 @@ impl Ingest {
             self.checkpoint(last.snapshot.epoch)?;
             self.apply_params(false)?;
         }
-        let stall = step.stall.as_ref().map(|e| e.to_string());
-        let known = super::state::read(&self.shared.view).ingest.stall.clone();
-        if let Some(s) = stall.as_ref().filter(|s| known.as_ref() != Some(*s)) {
-            tracing::warn!("ingest stalled: {s}");
-        }
-        self.publish_position(stall);
-        Ok(step.blocks > 0)
+        Ok(())
     }
 
+    /// Publishes the stall (status and `governor_ingest_stalled`), logging it once each time it
+    /// starts or changes, and when it clears.
+    fn publish_stall(&self, stall: Option<String>) {
+        self.set_stall(&mut write(&self.shared.view), stall);
+    }
+
+    fn set_stall(&self, view: &mut super::state::View, stall: Option<String>) {
+        self.shared.metrics.set_ingest(stall.as_deref());
+        if view.ingest.stall == stall {
+            return;
+        }
+        let pos = self.reader.position();
+        match (&stall, &view.ingest.stall) {
+            (Some(s), _) => tracing::warn!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest stalled: {s}"
+            ),
+            (None, Some(was)) => tracing::info!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest resumed (it was stalled: {was})"
+            ),
+            (None, None) => {}
+        }
+        view.ingest.stall = stall;
+    }
+
+    /// Publishes the reading position, the tip and the stall, together.
     fn publish_position(&self, stall: Option<String>) {
         let pos = self.reader.position().clone();
         let tip = self
@@ -121,7 +165,7 @@ impl Ingest {
         view.tip_height = tip;
         view.ingest.file = pos.file;
         view.ingest.line = pos.line;
-        view.ingest.stall = stall;
+        self.set_stall(&mut view, stall);
     }
 
     fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {

@@ -648,6 +648,7 @@ mod tests {
             "governor_mode",
             "governor_last_closed_epoch",
             "governor_tip_height",
+            "governor_ingest_stalled",
             "governor_decision_write_failures_total",
             "governor_rpc_requests_total",
             "governor_http_connections_refused_total",
@@ -661,6 +662,7 @@ mod tests {
         assert!(text.contains("# TYPE economics_epoch_tx_count untyped"));
         assert!(!text.contains("# EOF"));
         assert!(text.contains("governor_mode{mode=\"shadow\"} 1"));
+        assert!(text.contains("\ngovernor_ingest_stalled 0\n"), "{text}");
     }
 
     fn exposition(m: &Metrics) -> String {
