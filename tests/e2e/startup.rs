@@ -396,6 +396,26 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
             "{what}: a refused start changed the data dir"
         );
     }
+
+    // A never-used data directory: a refused start does not even create it.
+    let fresh = s.path("fresh-data");
+    let fresh_cfg = s.config("fresh", &fresh, "", "");
+    for (what, env) in [
+        ("bad key file", key_env(&bad_key)),
+        (
+            "port in use",
+            vec![("TB_GOVERNOR_RPC_LISTEN", busy_addr.clone())],
+        ),
+    ] {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = s.governor(&["run", "--config", fresh_cfg.to_str().unwrap()], &env);
+        assert_eq!(r.code, Some(2), "{what}: {r:?}");
+        assert!(
+            !fresh.exists(),
+            "{what}: a refused start created {}",
+            fresh.display()
+        );
+    }
     drop(busy);
 
     // An accepted start removes the temp files and cuts the torn line off, saying so.

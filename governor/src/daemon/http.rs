@@ -332,18 +332,23 @@ where
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Binds `listen` and serves until the returned handle is stopped, with at most
-/// `max_connections` connections open at once. Returns the bound address.
+/// Binds `listen` (`rpc.listen`): the last start-up check that can fail, done before the daemon
+/// writes anything.
+pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen} (rpc.listen / TB_GOVERNOR_RPC_LISTEN): {e}")
+    })
+}
+
+/// Serves on `listener` until the returned handle is stopped, with at most `max_connections`
+/// connections open at once. Returns the bound address.
 pub async fn serve(
-    listen: &str,
+    listener: TcpListener,
     module: Methods,
     shared: Arc<Shared>,
     max_body_bytes: u32,
     max_connections: u32,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
-    let listener = TcpListener::bind(listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {listen} (rpc.listen / TB_GOVERNOR_RPC_LISTEN): {e}")
-    })?;
     let addr = listener.local_addr()?;
     let (stop_handle, server_handle) = stop_channel();
     let limiter = Arc::new(Mutex::new(RateLimiter::new(MAX_CLIENTS)));

@@ -199,15 +199,26 @@ pub async fn run(
     mut reload: mpsc::Receiver<()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    // Checks first: nothing below writes into the data directory until the listener is bound,
-    // except the lock file and decisions/ of a directory never used before.
+    // Checks first: nothing below writes into the data directory until every check passed.
     let config = Config::load_from_process_env(config_path.as_deref())?;
     let inputs = Inputs::from_config(config)?;
     let config = &inputs.config;
     let config_hash = inputs.config_hash();
     let signer = load_signer(config)?;
     let data = config.governor.data_dir.clone();
-    let mut data_lock = DataDirLock::acquire(&data)?;
+    // A data directory that was used has its lock file: a second start is refused here, naming
+    // the holder, before it even tries the listen address the first process holds.
+    let early_lock = if data.join(datadir::LOCK_FILE).exists() {
+        Some(DataDirLock::acquire(&data)?)
+    } else {
+        None
+    };
+    let listener = http::bind(&config.rpc.listen).await?;
+    // A never-used directory gets its lock file (and the directory itself) only now.
+    let mut data_lock = match early_lock {
+        Some(held) => held,
+        None => DataDirLock::acquire(&data)?,
+    };
     let store = RecordStore::open(data.join("decisions"), "decision")?;
     let newest = store.epochs()?.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
@@ -269,14 +280,14 @@ pub async fn run(
             .set(i64::try_from(t).unwrap_or(i64::MAX));
     }
 
-    // The last check: binding the listener. Until start-up has written below, the journal
-    // refuses appends, so an early RPC call cannot slip in before the start-up events.
+    // Until start-up has written below, the journal refuses appends, so an early RPC call
+    // cannot slip in before the start-up events.
     let module = server::Server {
         shared: shared.clone(),
     }
     .into_rpc();
     let (addr, handle) = http::serve(
-        &config.rpc.listen,
+        listener,
         module.into(),
         shared.clone(),
         config.rpc.max_body_bytes,
