@@ -7,5 +7,6 @@ pub mod keygen;
 pub mod offline;
 pub mod replay;
 pub mod run;
+pub mod sign;
 pub mod simulate;
 pub mod verify;

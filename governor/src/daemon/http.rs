@@ -13,11 +13,13 @@ use jsonrpsee::server::{
     ServerConfig, ServerHandle,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Request};
+use jsonrpsee::ResponsePayload;
 use jsonrpsee::Methods;
 use prometheus_client::encoding::text::encode;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
+use super::compat;
 use super::metrics::{Metrics, RpcLabel};
 use super::state::{lock, read, Shared};
 use crate::rpc::{MUTATING_METHODS, RATE_LIMITED, UNAUTHORIZED};
@@ -122,13 +124,31 @@ where
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let method = req.method_name().to_owned();
         let verdict = self.check(&method, req.extensions().get::<Client>());
+        // Array params: The Block's contract-cli dialect on its two methods, refused elsewhere.
+        let positional = req
+            .params()
+            .as_str()
+            .filter(|p| p.starts_with('[') && crate::rpc::METHODS.contains(&method.as_str()))
+            .map(str::to_owned);
+        let dialect = positional.is_some() && compat::DIALECT_METHODS.contains(&method.as_str());
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         async move {
-            let resp = match verdict {
-                Ok(()) => inner.call(req).await,
-                Err(e) => MethodResponse::error(req.id().into_owned(), e),
+            let mut resp = match (verdict, positional) {
+                (Err(e), _) => MethodResponse::error(req.id().into_owned(), e),
+                (Ok(()), Some(params)) => match compat::call(&shared, &method, &params) {
+                    Ok(v) => MethodResponse::response(
+                        req.id().into_owned(),
+                        ResponsePayload::success(v),
+                        MAX_RESPONSE_BYTES,
+                    ),
+                    Err(e) => MethodResponse::error(req.id().into_owned(), e),
+                },
+                (Ok(()), None) => inner.call(req).await,
             };
+            if dialect {
+                resp.extensions_mut().insert(compat::Dialect);
+            }
             count(&shared.metrics, &method, &resp);
             resp
         }
@@ -147,12 +167,65 @@ where
     }
 }
 
+/// Largest JSON-RPC response built here (jsonrpsee's default for its own).
+const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+
+/// Completes the envelope of a response marked [`compat::Dialect`]: The Block's contract-cli
+/// requires both `result` and `error`, so the missing one is added as `null` (the rest of the
+/// body is kept byte for byte). Any other response is returned untouched.
+async fn complete_envelope(resp: http::Response<HttpBody>) -> http::Response<HttpBody> {
+    use http_body_util::BodyExt;
+    if resp.extensions().get::<compat::Dialect>().is_none() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes().to_vec(),
+        Err(e) => {
+            tracing::debug!("reading a contract-cli response failed: {e}");
+            return plain(500, "text/plain", "internal error\n".to_owned());
+        }
+    };
+    let members = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes);
+    let missing = match &members {
+        Ok(m) if m.contains_key("result") && !m.contains_key("error") => Some("error"),
+        Ok(m) if m.contains_key("error") && !m.contains_key("result") => Some("result"),
+        _ => None,
+    };
+    let body = match (missing, bytes.last()) {
+        (Some(member), Some(b'}')) => {
+            let mut out = bytes[..bytes.len() - 1].to_vec();
+            out.extend_from_slice(format!(",\"{member}\":null}}").as_bytes());
+            out
+        }
+        _ => bytes,
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, HttpBody::from(body))
+}
+
 fn plain(status: u16, content_type: &str, body: String) -> http::Response<HttpBody> {
     http::Response::builder()
         .status(status)
         .header("content-type", content_type)
         .body(HttpBody::from(body))
         .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
+}
+
+/// `GET /wrappers`: the canonical metrics summary, its blake3 in the body and a header.
+fn wrappers(registry: &prometheus_client::registry::Registry, shared: &Shared) -> http::Response<HttpBody> {
+    match super::wrappers::summary(registry, shared) {
+        Ok(summary) => {
+            let (body, hash) = super::wrappers::render(&summary);
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header(super::wrappers::HASH_HEADER, hash)
+                .body(HttpBody::from(body))
+                .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
+        }
+        Err(e) => plain(500, "text/plain", format!("{e}\n")),
+    }
 }
 
 /// Binds `listen` and serves until the returned handle is stopped. Returns the bound address.
@@ -184,6 +257,7 @@ pub async fn serve(
         .set_rpc_middleware(rpc_middleware)
         .to_service_builder();
     let registry = Arc::new(Metrics::registry(&shared.metrics));
+    let state = shared.clone();
     tokio::spawn(async move {
         loop {
             let (sock, remote) = tokio::select! {
@@ -200,9 +274,11 @@ pub async fn serve(
             let module = module.clone();
             let stop = stop_handle.clone();
             let registry = registry.clone();
+            let state = state.clone();
             let svc = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                 let mut rpc = svc_builder.clone().build(module.clone(), stop.clone());
                 let registry = registry.clone();
+                let state = state.clone();
                 async move {
                     if req.method() == http::Method::GET {
                         let resp = match req.uri().path() {
@@ -214,7 +290,8 @@ pub async fn serve(
                                 }
                             }
                             "/healthz" => plain(200, "text/plain", "ok\n".to_owned()),
-                            _ => plain(404, "text/plain", "not found: JSON-RPC is POST /, metrics GET /metrics, health GET /healthz\n".to_owned()),
+                            "/wrappers" => wrappers(&registry, &state),
+                            _ => plain(404, "text/plain", "not found: JSON-RPC is POST /, metrics GET /metrics, health GET /healthz, metrics summary GET /wrappers\n".to_owned()),
                         };
                         return Ok::<_, anyhow::Error>(resp);
                     }
@@ -228,9 +305,10 @@ pub async fn serve(
                         ip: remote.ip(),
                         bearer,
                     });
-                    tower::Service::call(&mut rpc, req)
+                    let resp = tower::Service::call(&mut rpc, req)
                         .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    Ok(complete_envelope(resp).await)
                 }
             });
             let stopped = stop_handle.clone().shutdown();

@@ -6,6 +6,7 @@
 //! Data dir: `decisions/` (decision files and sidecars), `journal.jsonl`,
 //! `state/checkpoint.json`, `runtime/params.json`.
 
+pub mod compat;
 pub mod files;
 pub mod http;
 pub mod ingest;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod wrappers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,13 +25,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tb_config::{Config, Mode};
 use tb_decisions::RecordStore;
+use tb_replay::backlog::Backlog;
 use tb_replay::{ChainReader, Position, ReplayConfig, Replayer};
 use tokio::sync::mpsc;
 
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
-use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, View};
+use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, Unsigned, View};
 use crate::commands::offline::Inputs;
 use crate::engine::{Engine, EventKind, Params};
 use crate::rpc::{GovernorApiServer, Ingest as IngestView};
@@ -181,6 +184,137 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
     }
 }
 
+/// The environment variables that choose the mode.
+pub const MODE_VARS: [&str; 2] = ["TB_GOVERNOR_ENABLED", "TB_GOVERNOR_SHADOW_ONLY"];
+
+/// The mode variables set (non-empty) in `env` that decide `mode`, as `(name, value)`:
+/// `TB_GOVERNOR_ENABLED` alone for paused, both (when set) otherwise.
+pub fn mode_env(
+    mode: Mode,
+    env: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, String)> {
+    MODE_VARS
+        .into_iter()
+        .filter(|var| mode != Mode::Paused || *var == "TB_GOVERNOR_ENABLED")
+        .filter_map(|var| env(var).filter(|v| !v.is_empty()).map(|v| (var, v)))
+        .collect()
+}
+
+/// `VAR=value, …` of [`mode_env`]'s answer.
+fn show_vars(vars: &[(&'static str, String)]) -> String {
+    let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.join(", ")
+}
+
+/// Like [`journal_mode`], for a mode that `vars` (from [`mode_env`]) set through the
+/// environment: the event names them as operator (`env:VAR`) and in the reason
+/// (`{context}environment: VAR=value`), and the log reports a deliberate change, not a warning.
+/// Without `vars` it is [`journal_mode`] with `fallback` as the reason.
+pub fn journal_env_mode(
+    journal: &mut JournalFile,
+    want: Mode,
+    context: &str,
+    vars: &[(&'static str, String)],
+    fallback: &str,
+) -> Result<()> {
+    if vars.is_empty() {
+        return journal_mode(journal, want, fallback);
+    }
+    let current = journal.current_mode().map(|(m, _)| m);
+    if current == Some(want) {
+        return Ok(());
+    }
+    let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+    let operator = format!("env:{}", names.join(","));
+    let reason = format!("{context}environment: {}", show_vars(vars));
+    let ev = journal.append(EventKind::SetMode, Some(want), None, &reason, &operator)?;
+    let was = current.map_or_else(|| "none".to_owned(), |m| m.to_string());
+    tracing::info!(
+        operator = %operator,
+        "mode {want} set through the environment ({}; the journal's mode was {was}): journaled \
+         set_mode {want} as seq {} (effective at epoch {})",
+        show_vars(vars),
+        ev.seq,
+        ev.effective_epoch
+    );
+    Ok(())
+}
+
+/// The process environment, as the configuration reads it.
+fn process_env(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Whether the environment sets a signing key while signing is off (it then signs nothing).
+fn warn_key_without_signing(config: &Config) {
+    if config.signing.enabled {
+        return;
+    }
+    let hex_set = process_env("TB_NODE_KEY_HEX").is_some_and(|v| !v.is_empty());
+    if hex_set || config.signing.key_hex.is_some() {
+        tracing::warn!(
+            "TB_NODE_KEY_HEX (signing.key_hex) is set but signing is off (TB_GOVERNOR_SIGN / \
+             signing.enabled): decisions are not signed. Set TB_GOVERNOR_SIGN=1 to sign them \
+             (unsigned decision files are then signed at start)"
+        );
+    }
+}
+
+/// Signs, before serving, every decision file on disk that lacks a sidecar. Returns the
+/// unsigned files left and, when the chain does not verify, the stall that stops ingestion.
+fn sign_at_start(
+    store: &RecordStore,
+    signer: Option<&tb_decisions::Signer>,
+) -> Result<(Unsigned, Option<String>)> {
+    let Some(signer) = signer else {
+        let epochs = store.epochs()?;
+        let count = epochs
+            .iter()
+            .filter(|e| !store.sidecar_path(**e).exists())
+            .count() as u64;
+        let reason = (count > 0).then(|| {
+            "signing is off (set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or TB_GOVERNOR_KEY_FILE \
+             and restart: unsigned decisions are signed at start)"
+                .to_owned()
+        });
+        return Ok((Unsigned { count, reason }, None));
+    };
+    let report = crate::signing::sign_missing(store, signer)?;
+    let n = report.signed.len();
+    if n > 0 {
+        tracing::info!(
+            signed = n,
+            first = report.signed.first().copied().unwrap_or_default(),
+            last = report.signed.last().copied().unwrap_or_default(),
+            "signed {n} decision files that had no attestation (keyid {})",
+            signer.keyid()
+        );
+    } else {
+        tracing::info!(
+            "every decision file on disk has an attestation ({} files)",
+            report.files
+        );
+    }
+    let Some((epoch, why)) = report.broken else {
+        return Ok((Unsigned::default(), None));
+    };
+    let left = report.unsigned.len();
+    let stall = format!(
+        "decision file of epoch {epoch} does not verify as part of the chain ({why}): it and \
+         {} later unsigned files were not signed; check it with tb-cli governor audit before \
+         anything else",
+        left.saturating_sub(1)
+    );
+    tracing::error!(epoch, unsigned = left, "{stall}");
+    Ok((
+        Unsigned {
+            count: left as u64,
+            reason: Some(stall.clone()),
+        },
+        Some(stall),
+    ))
+}
+
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
 /// configuration. `on_ready` gets the bound RPC address once the server listens.
 pub async fn run(
@@ -208,16 +342,21 @@ pub async fn run(
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
     journal.last_closed = newest;
     let first_start = journal.events.is_empty();
-    journal_mode(
+    let want = config.mode();
+    journal_env_mode(
         &mut journal,
-        config.mode(),
+        want,
+        if first_start { "first start: " } else { "" },
+        &mode_env(want, process_env),
         if first_start {
             FIRST_START_REASON
         } else {
             "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
         },
     )?;
+    warn_key_without_signing(config);
     let signer = load_signer(config)?;
+    let (unsigned, halted) = sign_at_start(&store, signer.as_ref())?;
     let checkpoint_path = data.join("state/checkpoint.json");
     let resumed = resume(&inputs, &store, &checkpoint_path);
     tracing::info!("resuming from {}", resumed.from);
@@ -240,6 +379,7 @@ pub async fn run(
         ),
         decisions: store,
         node_public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
+        node_key: signer.as_ref().map(tb_decisions::Signer::verifying_key),
         journal_summary: RwLock::new(JournalSummary::of(&journal)),
         journal: Mutex::new(journal),
         view: RwLock::new(View {
@@ -259,6 +399,8 @@ pub async fn run(
             },
             shadow_params,
             config_reload_error: None,
+            pending_receipts: Default::default(),
+            unsigned,
         }),
         live: RwLock::new(Live {
             token: config.rpc.token.clone(),
@@ -267,6 +409,10 @@ pub async fn run(
         metrics: Metrics::new(),
     });
     shared.metrics.set_mode(mode_now);
+    shared
+        .metrics
+        .proof_verification_budget_ms
+        .set(i64::try_from(budget).unwrap_or(i64::MAX));
     if let Some(l) = &last {
         shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
     }
@@ -292,7 +438,10 @@ pub async fn run(
     on_ready(addr);
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let backlog = Backlog::new(&inputs.chain_dir, resumed.reader.position());
     let ingest = Ingest {
+        backlog,
+        halted,
         reader: resumed.reader,
         replayer: resumed.replayer,
         engine: resumed.engine,
@@ -347,9 +496,17 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             rps: fresh.config.rpc.rps,
         };
         let want = fresh.config.mode();
+        let vars = mode_env(want, process_env);
+        report_env_override(path, want, &vars);
         {
             let mut journal = lock(&shared.journal);
-            journal_mode(&mut journal, want, "SIGHUP: mode from configuration")?;
+            journal_env_mode(
+                &mut journal,
+                want,
+                "SIGHUP: ",
+                &vars,
+                "SIGHUP: mode from configuration",
+            )?;
             shared.publish_journal(&journal);
         }
         shared.metrics.set_mode(want);
@@ -372,5 +529,35 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             tracing::error!("configuration reload {msg}");
             view.config_reload_error = Some(msg);
         }
+    }
+}
+
+/// On SIGHUP, says whether the mode variables of the environment (fixed when the process started)
+/// override what the configuration file asks for.
+fn report_env_override(path: Option<&Path>, want: Mode, vars: &[(&'static str, String)]) {
+    if vars.is_empty() {
+        return;
+    }
+    let file_only = Config::load(path, |var| {
+        if MODE_VARS.contains(&var) {
+            None
+        } else {
+            process_env(var)
+        }
+    });
+    let file = path.map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
+    match file_only.map(|c| c.mode()) {
+        Ok(file_mode) if file_mode != want => tracing::warn!(
+            "SIGHUP: {} in the process environment overrides {file} (which asks for mode \
+             {file_mode}): the mode stays {want}. The environment is read when the process \
+             starts: remove the variable from the service environment and restart for the file \
+             to decide",
+            show_vars(vars)
+        ),
+        Ok(_) => tracing::info!(
+            "SIGHUP: {} in the process environment asks for mode {want}, as {file} does",
+            show_vars(vars)
+        ),
+        Err(e) => tracing::debug!("SIGHUP: reading {file} without the environment failed: {e}"),
     }
 }
