@@ -44,17 +44,19 @@ pub struct SignReport {
     pub files: usize,
     /// Epochs that got a sidecar now.
     pub signed: Vec<u64>,
-    /// Epochs still without a sidecar (at or after `broken`).
+    /// Epochs left without a sidecar because the chain does not verify around them.
     pub unsigned: Vec<u64>,
-    /// The first epoch whose file does not verify as part of the chain, and why.
+    /// The epoch whose file fails the chain check, and why.
     pub broken: Option<(u64, String)>,
 }
 
 /// Adds the missing `.sig` sidecar of every decision file in `store` that verifies as part of
-/// the chain: it is a decision of its epoch, and its `prev_decision_hash` links to the previous
-/// file (epoch 0: null). An existing sidecar is never replaced and no decision file is touched.
-/// Walking stops at the first file that does not verify: it and every unsigned file after it
-/// stay unsigned. Files after the last unsigned one are not read.
+/// the chain: it is a decision of its epoch, its `prev_decision_hash` links to the previous file
+/// (epoch 0: null), and the next file, if any, links to it. An existing sidecar is never
+/// replaced and no decision file is touched. At the first check that fails (at epoch `j`),
+/// signing stops: `j`, the file before it when it was unsigned (either may be the one that
+/// changed) and every unsigned file after them stay unsigned. Files after the successor of the
+/// last unsigned one are not read.
 pub fn sign_missing(store: &RecordStore, signer: &Signer) -> Result<SignReport> {
     let epochs = store.epochs()?;
     let mut report = SignReport {
@@ -69,36 +71,61 @@ pub fn sign_missing(store: &RecordStore, signer: &Signer) -> Result<SignReport> 
     let Some(&last_missing) = missing.last() else {
         return Ok(report);
     };
+    let walk = epochs
+        .iter()
+        .copied()
+        .take_while(|e| *e <= last_missing)
+        .chain(epochs.iter().copied().find(|e| *e > last_missing));
     let mut prev: Option<(u64, String)> = None;
-    for &epoch in epochs.iter().take_while(|e| **e <= last_missing) {
+    // An unsigned file whose backward link holds, signed once the next file links to it.
+    let mut waiting: Option<(u64, Vec<u8>)> = None;
+    for epoch in walk {
         let bytes = store.read(epoch)?.unwrap_or_default();
-        let hash = tb_decisions::hash_hex(&bytes);
         if let Some(problem) = chain_problem(epoch, &bytes, prev.as_ref()) {
+            let from = waiting.as_ref().map_or(epoch, |(w, _)| *w);
             report.broken = Some((epoch, problem));
-            report.unsigned = missing.iter().copied().filter(|e| *e >= epoch).collect();
+            report.unsigned = missing.iter().copied().filter(|e| *e >= from).collect();
             return Ok(report);
         }
+        if let Some((w, body)) = waiting.take() {
+            sign_one(store, signer, w, &body, &mut report)?;
+        }
+        let hash = tb_decisions::hash_hex(&bytes);
         if missing.binary_search(&epoch).is_ok() {
-            let att = signer.attest(&bytes);
-            let outcome = store
-                .write_sidecar(epoch, &att.to_bytes())
-                .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
-            let on_disk = store.read_sidecar(epoch)?.unwrap_or_default();
-            if let Some(p) =
-                tb_decisions::verify::check_one(&bytes, &on_disk, &[signer.verifying_key()])
-            {
-                anyhow::bail!(
-                    "the attestation just written for epoch {epoch} does not verify: {p} ({})",
-                    store.sidecar_path(epoch).display()
-                );
-            }
-            if outcome == WriteOutcome::Written {
-                report.signed.push(epoch);
-            }
+            waiting = Some((epoch, bytes));
         }
         prev = Some((epoch, hash));
     }
+    // The newest file has no successor to check it against.
+    if let Some((w, body)) = waiting.take() {
+        sign_one(store, signer, w, &body, &mut report)?;
+    }
     Ok(report)
+}
+
+/// Writes the sidecar of `epoch` (unless one appeared meanwhile) and checks it on disk.
+fn sign_one(
+    store: &RecordStore,
+    signer: &Signer,
+    epoch: u64,
+    body: &[u8],
+    report: &mut SignReport,
+) -> Result<()> {
+    let att = signer.attest(body);
+    let outcome = store
+        .write_sidecar(epoch, &att.to_bytes())
+        .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
+    let on_disk = store.read_sidecar(epoch)?.unwrap_or_default();
+    if let Some(p) = tb_decisions::verify::check_one(body, &on_disk, &[signer.verifying_key()]) {
+        anyhow::bail!(
+            "the attestation just written for epoch {epoch} does not verify: {p} ({})",
+            store.sidecar_path(epoch).display()
+        );
+    }
+    if outcome == WriteOutcome::Written {
+        report.signed.push(epoch);
+    }
+    Ok(())
 }
 
 /// Why the decision file of `epoch` is not part of the chain, if it is not.
@@ -143,15 +170,24 @@ mod tests {
         store.write_sidecar(1, b"kept").unwrap();
         let r = sign_missing(&store, &signer).unwrap();
         assert_eq!(r.files, 5);
-        assert_eq!(r.signed, [0, 2]);
-        assert_eq!(r.unsigned, [3, 4]);
+        // Epoch 3 does not link to 2: either may have changed, so neither is signed.
+        assert_eq!(r.signed, [0]);
+        assert_eq!(r.unsigned, [2, 3, 4]);
         let (at, why) = r.broken.unwrap();
         assert_eq!(at, 3);
         assert!(why.contains("prev_decision_hash"), "{why}");
         assert_eq!(store.read_sidecar(1).unwrap().unwrap(), b"kept");
+        assert!(store.read_sidecar(2).unwrap().is_none());
         assert!(store.read_sidecar(3).unwrap().is_none());
         // A second run has nothing new to sign.
         let again = sign_missing(&store, &signer).unwrap();
         assert!(again.signed.is_empty());
+        // Without the broken tail, the newest file is signed (nothing follows it).
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::open(dir.path(), "decision").unwrap();
+        store.write(0, &d0).unwrap();
+        store.write(1, &d1).unwrap();
+        let r = sign_missing(&store, &signer).unwrap();
+        assert_eq!((r.signed, r.broken), (vec![0, 1], None));
     }
 }

@@ -4,3 +4,4 @@
 mod daemon;
 mod demo;
 mod offline;
+mod runbook;

@@ -30,8 +30,9 @@ pub fn run(args: &SignArgs) -> Result<bool> {
     }
     if let Some((epoch, why)) = &report.broken {
         println!(
-            "epoch {epoch}: NOT SIGNED: the file does not verify as part of the chain ({why}); \
-             {} unsigned files from there on were left unsigned",
+            "NOT SIGNED from epoch {}: the decision chain does not verify at epoch {epoch} \
+             ({why}); {} unsigned files were left unsigned",
+            report.unsigned.first().copied().unwrap_or(*epoch),
             report.unsigned.len()
         );
         println!(

@@ -299,11 +299,11 @@ fn sign_at_start(
         return Ok((Unsigned::default(), None));
     };
     let left = report.unsigned.len();
+    let from = report.unsigned.first().copied().unwrap_or(epoch);
     let stall = format!(
-        "decision file of epoch {epoch} does not verify as part of the chain ({why}): it and \
-         {} later unsigned files were not signed; check it with tb-cli governor audit before \
-         anything else",
-        left.saturating_sub(1)
+        "the decision chain does not verify at epoch {epoch} ({why}): {left} unsigned decision \
+         files from epoch {from} on were not signed; find out what changed with tb-cli governor \
+         audit before anything else"
     );
     tracing::error!(epoch, unsigned = left, "{stall}");
     Ok((

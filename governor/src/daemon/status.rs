@@ -117,8 +117,12 @@ fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> Strin
     if others == 0 {
         return main;
     }
-    let why = unsigned.reason.as_deref().unwrap_or("unknown");
-    format!("{main}; {others} other epochs are unsigned: {why}")
+    match unsigned.reason.as_deref() {
+        Some(why) if !main.contains(why) => {
+            format!("{main}; {others} other epochs are unsigned: {why}")
+        }
+        _ => format!("{main}; {others} other epochs are unsigned"),
+    }
 }
 
 fn receipt_health(
