@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use tb_config::Config;
-use tb_decisions::{RecordStore, Signer, WriteOutcome};
+use tb_decisions::{Listing, RecordStore, Signer, WriteOutcome};
 
 /// The signer when signing is on. Signing on with a missing or malformed key is an error,
 /// never a silent no-op; the key itself never appears in any message.
@@ -58,16 +58,21 @@ pub struct SignReport {
 /// changed) and every unsigned file after them stay unsigned. Files after the successor of the
 /// last unsigned one are not read.
 pub fn sign_missing(store: &RecordStore, signer: &Signer) -> Result<SignReport> {
-    let epochs = store.epochs()?;
+    sign_missing_in(store, &store.list()?, signer)
+}
+
+/// [`sign_missing`] with the directory's `listing` already made.
+pub fn sign_missing_in(
+    store: &RecordStore,
+    listing: &Listing,
+    signer: &Signer,
+) -> Result<SignReport> {
+    let epochs = &listing.records;
     let mut report = SignReport {
         files: epochs.len(),
         ..SignReport::default()
     };
-    let missing: Vec<u64> = epochs
-        .iter()
-        .copied()
-        .filter(|e| !store.sidecar_path(*e).exists())
-        .collect();
+    let missing = listing.unsigned();
     let Some(&last_missing) = missing.last() else {
         return Ok(report);
     };
@@ -164,7 +169,9 @@ mod tests {
         store.write(0, &d0).unwrap();
         store.write(1, &d1).unwrap();
         store.write(2, &decision(2, Some(&h1))).unwrap();
-        store.write(3, &decision(3, Some(&"00".repeat(32)))).unwrap();
+        store
+            .write(3, &decision(3, Some(&"00".repeat(32))))
+            .unwrap();
         store.write(4, &decision(4, Some(&h0))).unwrap();
         // Epoch 1 already has a sidecar (any bytes): it is kept as it is.
         store.write_sidecar(1, b"kept").unwrap();

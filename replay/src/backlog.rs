@@ -304,7 +304,10 @@ mod tests {
         // A second file appears; the partial line of the first is completed.
         std::fs::write(
             &a,
-            format!("{l1}{l2}{}", line(&["ad", "ad"]).replacen('{', "{\"partial\":0,", 1)),
+            format!(
+                "{l1}{l2}{}",
+                line(&["ad", "ad"]).replacen('{', "{\"partial\":0,", 1)
+            ),
         )
         .unwrap();
         std::fs::write(

@@ -207,9 +207,14 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     // The snapshot command names the attestation state and the exact fix.
     let r = d.cli(&["snapshot", "--epoch", "1"]);
     assert_eq!(r.code, Some(0), "{r:?}");
-    assert!(r.stdout.contains("missing (no .sig sidecar)"), "{}", r.stdout);
     assert!(
-        r.stdout.contains("TB_GOVERNOR_SIGN=1 and TB_NODE_KEY_HEX=<key>"),
+        r.stdout.contains("missing (no .sig sidecar)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("TB_GOVERNOR_SIGN=1 and TB_NODE_KEY_HEX=<key>"),
         "{}",
         r.stdout
     );
@@ -232,7 +237,9 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     // sidecars are never replaced.
     let copy = s.path("copy");
     std::fs::create_dir_all(&copy).unwrap();
-    let before: Vec<Vec<u8>> = (0..=2).map(|e| std::fs::read(s.decision(e)).unwrap()).collect();
+    let before: Vec<Vec<u8>> = (0..=2)
+        .map(|e| std::fs::read(s.decision(e)).unwrap())
+        .collect();
     for (e, bytes) in before.iter().enumerate() {
         std::fs::write(copy.join(format!("epoch-{e:020}.json")), bytes).unwrap();
     }
@@ -261,7 +268,11 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     assert_eq!(st["release_provenance"]["verified"], true);
     let r = d.cli(&["snapshot", "--epoch", "1"]);
     assert!(r.stdout.contains("(matches)"), "{}", r.stdout);
-    assert!(r.stdout.contains("hint: Attestation matches"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("hint: Attestation matches"),
+        "{}",
+        r.stdout
+    );
     let pk = node_public_key();
     let other_pk = other.public_key_hex();
     let dir = decisions_dir.to_str().unwrap();
@@ -307,13 +318,25 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     assert!(r.stdout.contains("nothing to sign"), "{r:?}");
     let v = run(
         "tb-cli",
-        &["governor", "verify", "--decisions", copy_dir, "--trusted-key", &pk],
+        &[
+            "governor",
+            "verify",
+            "--decisions",
+            copy_dir,
+            "--trusted-key",
+            &pk,
+        ],
         &s.dir,
         &[],
     );
     assert_eq!(v.code, Some(0), "{v:?}");
     // Without a key the command refuses, naming the variables.
-    let r = run("tb-governor", &["sign", "--decisions", copy_dir], &s.dir, &[]);
+    let r = run(
+        "tb-governor",
+        &["sign", "--decisions", copy_dir],
+        &s.dir,
+        &[],
+    );
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("TB_NODE_KEY_HEX"), "{}", r.stderr);
 
@@ -336,9 +359,11 @@ fn a_decision_file_changed_underneath_is_not_signed_and_stalls() {
     d.wait_caught_up(3, 4 * L as u64 - 1);
     drop(d);
     // Epoch 1's file is changed underneath: epoch 2 no longer links to it.
-    let tampered = std::fs::read_to_string(s.decision(1))
-        .unwrap()
-        .replacen("\"mode\":\"shadow\"", "\"mode\":\"paused\"", 1);
+    let tampered = std::fs::read_to_string(s.decision(1)).unwrap().replacen(
+        "\"mode\":\"shadow\"",
+        "\"mode\":\"paused\"",
+        1,
+    );
     std::fs::write(s.decision(1), &tampered).unwrap();
     let copy = s.path("copy");
     std::fs::create_dir_all(&copy).unwrap();
@@ -368,10 +393,13 @@ fn a_decision_file_changed_underneath_is_not_signed_and_stalls() {
     assert!(hint.contains("2 other epochs are unsigned"), "{hint}");
     let r = d.cli(&["status"]);
     assert!(
-        r.stdout.contains("STALLED: halted: the decision chain does not verify at epoch 2"),
+        r.stdout
+            .contains("STALLED: halted: the decision chain does not verify at epoch 2"),
         "{r:?}"
     );
-    assert!(d.stderr().contains("the decision chain does not verify at epoch 2"));
+    assert!(d
+        .stderr()
+        .contains("the decision chain does not verify at epoch 2"));
 
     // The offline command refuses the same file and says which.
     let r = run(
@@ -382,7 +410,8 @@ fn a_decision_file_changed_underneath_is_not_signed_and_stalls() {
     );
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(
-        r.stdout.contains("NOT SIGNED from epoch 1: the decision chain does not verify at epoch 2"),
+        r.stdout
+            .contains("NOT SIGNED from epoch 1: the decision chain does not verify at epoch 2"),
         "{}",
         r.stdout
     );
@@ -402,9 +431,14 @@ fn receipt_health_and_backlog_under_the_runbook_names() {
     let st = d.wait_caught_up(2, 3 * L as u64 - 1);
     let h = &st["receipt_health"];
     let rej = |k: &str| h["rejected"][k].as_u64().unwrap_or(0);
-    let validation =
-        rej("below_min_payment") + rej("key_not_found") + rej("replayed_nonce") + rej("invalid_values");
-    assert!(rej("bad_signature") > 0 && validation > 0 && rej("schema") > 0, "{h}");
+    let validation = rej("below_min_payment")
+        + rej("key_not_found")
+        + rej("replayed_nonce")
+        + rej("invalid_values");
+    assert!(
+        rej("bad_signature") > 0 && validation > 0 && rej("schema") > 0,
+        "{h}"
+    );
     assert_eq!(h["signature_mismatch_total"], rej("bad_signature"), "{h}");
     assert_eq!(h["validation_failure_total"], validation, "{h}");
     assert_eq!(h["decoding_failure_total"], rej("schema"), "{h}");
@@ -415,8 +449,14 @@ fn receipt_health_and_backlog_under_the_runbook_names() {
         num("receipt_aggregate_sig_mismatch_total"),
         rej("bad_signature").to_string()
     );
-    assert_eq!(num("receipt_validation_failures_total"), validation.to_string());
-    assert_eq!(num("receipt_decoding_failures_total"), rej("schema").to_string());
+    assert_eq!(
+        num("receipt_validation_failures_total"),
+        validation.to_string()
+    );
+    assert_eq!(
+        num("receipt_decoding_failures_total"),
+        rej("schema").to_string()
+    );
     for g in [
         "pending_receipts_storage",
         "pending_receipts_compute",
@@ -472,7 +512,10 @@ fn receipt_health_and_backlog_under_the_runbook_names() {
         sample(&m, "pending_receipts_storage").unwrap(),
         want["storage"].to_string()
     );
-    assert_eq!(sample(&m, "receipt_drain_depth").unwrap(), total.to_string());
+    assert_eq!(
+        sample(&m, "receipt_drain_depth").unwrap(),
+        total.to_string()
+    );
 
     // The exporter rewrites the line: ingestion resumes and the backlog drains to zero.
     let fixed = s.lines[..5 * L].concat();
@@ -494,7 +537,7 @@ fn receipt_health_and_backlog_under_the_runbook_names() {
 
 #[test]
 fn wrappers_summarise_every_exported_series_with_the_snapshot_hash() {
-    let s = Setup::new(3);
+    let s = Setup::new(8);
     let cfg = s.config("", "");
     s.append_epochs(0..3);
     let d = s.start(&cfg, &[]);
@@ -544,7 +587,9 @@ fn wrappers_summarise_every_exported_series_with_the_snapshot_hash() {
     let mut sorted = exported.clone();
     sorted.sort();
     assert_eq!(listed, sorted);
-    assert!(listed.iter().any(|(n, _, v)| n == "governor_last_closed_epoch" && v == "2"));
+    assert!(listed
+        .iter()
+        .any(|(n, _, v)| n == "governor_last_closed_epoch" && v == "2"));
     // The snapshot the hash names is the one an auditor fetches and b3sums.
     let out = s.path("snap.json");
     let r = d.cli(&["snapshot", "--epoch", "2", "--out", out.to_str().unwrap()]);
@@ -553,6 +598,53 @@ fn wrappers_summarise_every_exported_series_with_the_snapshot_hash() {
         tb_decisions::hash_hex(&std::fs::read(&out).unwrap()),
         summary["last_economics_snapshot_hash"].as_str().unwrap()
     );
+
+    // While epochs close one after another, every summary shows the gauges of the close whose
+    // snapshot hash it names: never two closes mixed.
+    let value = |summary: &Value, name: &str| {
+        summary["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name && m["labels"].as_object().unwrap().is_empty())
+            .map(|m| m["value"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for e in 3..8 {
+                s.append_epochs(e..e + 1);
+                d.wait_closed(e as u64);
+            }
+        });
+        wait_until(
+            "epoch 7 in /wrappers",
+            DEADLINE,
+            || {
+                let summary = get(&d, "/wrappers").json()["summary"].take();
+                let epoch = summary["last_closed_epoch"].as_u64().unwrap();
+                let file: Value =
+                    serde_json::from_slice(&std::fs::read(s.decision(epoch)).unwrap()).unwrap();
+                assert_eq!(
+                    summary["last_economics_snapshot_hash"], file["snapshot_hash"],
+                    "epoch {epoch}"
+                );
+                assert_eq!(
+                    value(&summary, "governor_last_closed_epoch"),
+                    epoch.to_string()
+                );
+                assert_eq!(
+                    value(&summary, "economics_epoch_tx_count"),
+                    file["snapshot"]["tx_count"].to_string()
+                );
+                seen.insert(epoch);
+                (epoch == 7).then_some(())
+            },
+            || d.stderr(),
+        );
+    });
+    assert!(seen.len() >= 2, "{seen:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,7 +658,10 @@ fn proof_budget_is_exported_and_the_timeline_reads_in_runbook_order() {
     let d = s.start(&cfg, &[]);
     let st = d.wait_caught_up(2, 3 * L as u64 - 1);
     let m = get(&d, "/metrics").body;
-    assert!(m.contains("# TYPE proof_verification_budget_ms gauge"), "{m}");
+    assert!(
+        m.contains("# TYPE proof_verification_budget_ms gauge"),
+        "{m}"
+    );
     assert_eq!(sample(&m, "proof_verification_budget_ms").unwrap(), "777");
     let b = &st["blocktorch"];
     assert_eq!(b["budget_ms"], 777, "{b}");
@@ -618,31 +713,32 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     assert_eq!(events[1]["kind"], "set_mode");
     assert_eq!(events[1]["mode"], "apply");
     assert_eq!(events[1]["operator"], "env:TB_GOVERNOR_SHADOW_ONLY");
-    assert_eq!(events[1]["reason"], "environment: TB_GOVERNOR_SHADOW_ONLY=0");
+    assert_eq!(
+        events[1]["reason"],
+        "environment: TB_GOVERNOR_SHADOW_ONLY=0"
+    );
     let log = d.stderr();
     assert!(
         log.contains("mode apply set through the environment (TB_GOVERNOR_SHADOW_ONLY=0"),
         "{log}"
     );
-    assert!(!log.contains("WARN"), "a deliberate change is no warning:\n{log}");
+    assert!(
+        !log.contains("WARN"),
+        "a deliberate change is no warning:\n{log}"
+    );
 
     // SIGHUP says that the environment overrides the file, and journals nothing new.
     d.signal("HUP");
     wait_until(
         "the SIGHUP override message",
         DEADLINE,
-        || {
-            d.stderr()
-                .contains("configuration reloaded")
-                .then_some(())
-        },
+        || d.stderr().contains("configuration reloaded").then_some(()),
         || d.stderr(),
     );
     let log = d.stderr();
     assert!(
-        log.contains(
-            "SIGHUP: TB_GOVERNOR_SHADOW_ONLY=0 in the process environment overrides"
-        ) && log.contains("(which asks for mode shadow): the mode stays apply"),
+        log.contains("SIGHUP: TB_GOVERNOR_SHADOW_ONLY=0 in the process environment overrides")
+            && log.contains("(which asks for mode shadow): the mode stays apply"),
         "{log}"
     );
     assert_eq!(journal(&s).len(), 2);
@@ -651,7 +747,10 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     // Rollback step 1: TB_GOVERNOR_ENABLED=0 pauses, attributed the same way.
     let d = s.start(&cfg, &[("TB_GOVERNOR_ENABLED", "0")]);
     let st = d.status();
-    assert_eq!((st["mode"].as_str(), st["enabled"].as_bool()), (Some("paused"), Some(false)));
+    assert_eq!(
+        (st["mode"].as_str(), st["enabled"].as_bool()),
+        (Some("paused"), Some(false))
+    );
     let events = journal(&s);
     assert_eq!(events[2]["operator"], "env:TB_GOVERNOR_ENABLED");
     assert_eq!(events[2]["reason"], "environment: TB_GOVERNOR_ENABLED=0");
@@ -688,7 +787,13 @@ fn exits_outside_apply_mode_say_how_to_reach_it_and_status_confirms_the_autopilo
         "shadow mode never sets params"
     );
     let out = tb_cli(&[
-        "exit", "--gate", "storage", "--reason", "drill", "--operator", "ops",
+        "exit",
+        "--gate",
+        "storage",
+        "--reason",
+        "drill",
+        "--operator",
+        "ops",
     ]);
     assert!(out.starts_with("journaled manual exit of storage"), "{out}");
     assert!(out.contains("the governor is in shadow mode"), "{out}");
@@ -697,7 +802,12 @@ fn exits_outside_apply_mode_say_how_to_reach_it_and_status_confirms_the_autopilo
 
     // Apply mode: the first apply close sets params to shadow_params (the autopilot entered).
     tb_cli(&[
-        "mode", "apply", "--reason", "launch review", "--operator", "ops",
+        "mode",
+        "apply",
+        "--reason",
+        "launch review",
+        "--operator",
+        "ops",
     ]);
     s.append_epochs(3..5);
     d.wait_closed(4);
@@ -705,18 +815,33 @@ fn exits_outside_apply_mode_say_how_to_reach_it_and_status_confirms_the_autopilo
 
     // An exit in apply mode needs no note; the autopilot is off after its close.
     let out = tb_cli(&[
-        "exit", "--gate", "economics", "--reason", "anomaly", "--operator", "ops",
+        "exit",
+        "--gate",
+        "economics",
+        "--reason",
+        "anomaly",
+        "--operator",
+        "ops",
     ]);
     assert!(!out.contains("note:"), "{out}");
     s.append_epochs(5..6);
     d.wait_closed(5);
     let text = tb_cli(&["status"]);
-    assert!(text.contains("autopilot          economics_autopilot=false"), "{text}");
+    assert!(
+        text.contains("autopilot          economics_autopilot=false"),
+        "{text}"
+    );
 
     // Paused: the note says the exit would be ignored.
     tb_cli(&["mode", "paused", "--reason", "freeze", "--operator", "ops"]);
     let out = tb_cli(&[
-        "exit", "--gate", "compute", "--reason", "drill", "--operator", "ops",
+        "exit",
+        "--gate",
+        "compute",
+        "--reason",
+        "drill",
+        "--operator",
+        "ops",
     ]);
     assert!(out.contains("the governor is paused"), "{out}");
     assert!(out.contains("paused close is ignored"), "{out}");
@@ -886,12 +1011,17 @@ fn cli_provenance_hint(p: &CliProvenanceView) -> &'static str {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contract-cli").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/contract-cli")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// POSTs raw `body`; returns the raw response text, checked to be a complete envelope.
-fn post_envelope<T: for<'de> Deserialize<'de>>(d: &Daemon, body: &[u8]) -> (String, CliEnvelope<T>) {
+fn post_envelope<T: for<'de> Deserialize<'de>>(
+    d: &Daemon,
+    body: &[u8],
+) -> (String, CliEnvelope<T>) {
     let r = rpc_post(&d.addr, body).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let env: CliEnvelope<T> = serde_json::from_str(&r.body)
@@ -927,10 +1057,13 @@ fn the_block_contract_cli_reads_status_and_intents() {
         assert_eq!(g.name, o["name"].as_str().unwrap());
         assert_eq!(g.state, o["state"].as_str().unwrap());
         assert!(["inactive", "active", "rehearsal", "trade"].contains(&g.state.as_str()));
-        assert_eq!((g.enter_streak, g.exit_streak), (
-            o["enter_streak"].as_u64().unwrap(),
-            o["exit_streak"].as_u64().unwrap()
-        ));
+        assert_eq!(
+            (g.enter_streak, g.exit_streak),
+            (
+                o["enter_streak"].as_u64().unwrap(),
+                o["exit_streak"].as_u64().unwrap()
+            )
+        );
         let required = if g.state == "active" {
             "exit_streak_required"
         } else {
@@ -950,7 +1083,10 @@ fn the_block_contract_cli_reads_status_and_intents() {
     let sample: CliEconomicsView = serde_json::from_value(view.economics_sample.clone()).unwrap();
     let e = &ours["economics"];
     assert_eq!(sample.epoch_tx_count, e["tx_count"].as_u64().unwrap());
-    assert_eq!(sample.epoch_tx_volume, e["tx_volume_micro"].as_u64().unwrap());
+    assert_eq!(
+        sample.epoch_tx_volume,
+        e["tx_volume_micro"].as_u64().unwrap()
+    );
     assert_eq!(
         sample.epoch_treasury_inflow,
         e["treasury_inflow_micro"].as_u64().unwrap()
@@ -973,23 +1109,51 @@ fn the_block_contract_cli_reads_status_and_intents() {
         );
     }
     let b = view.blocktorch.unwrap();
-    assert_eq!(b.kernel_digest.as_deref(), ours["blocktorch"]["kernel_digest"].as_str());
-    assert_eq!(b.benchmark_commit.as_deref(), ours["blocktorch"]["benchmark_commit"].as_str());
-    assert_eq!(b.aggregator_trace.as_deref(), ours["blocktorch"]["aggregator_trace"].as_str());
+    assert_eq!(
+        b.kernel_digest.as_deref(),
+        ours["blocktorch"]["kernel_digest"].as_str()
+    );
+    assert_eq!(
+        b.benchmark_commit.as_deref(),
+        ours["blocktorch"]["benchmark_commit"].as_str()
+    );
+    assert_eq!(
+        b.aggregator_trace.as_deref(),
+        ours["blocktorch"]["aggregator_trace"].as_str()
+    );
     assert!(b.tensor_profile_epoch.is_none());
     assert_eq!(
         b.proof_latency_ms.map(|v| v.to_string()),
-        ours["blocktorch"]["proof_latency_p95_ms"].as_u64().map(|v| v.to_string())
+        ours["blocktorch"]["proof_latency_p95_ms"]
+            .as_u64()
+            .map(|v| v.to_string())
     );
     let h = &view.receipt_health;
     let oh = &ours["receipt_health"];
-    assert_eq!(h.signature_mismatch_total, oh["signature_mismatch_total"].as_u64().unwrap());
-    assert!(h.signature_mismatch_total > 0);
-    assert_eq!(h.validation_failure_total, oh["validation_failure_total"].as_u64().unwrap());
-    assert_eq!(h.decoding_failure_total, oh["decoding_failure_total"].as_u64().unwrap());
-    assert_eq!((h.header_mismatch_total, h.diversity_violation_total), (0, 0));
     assert_eq!(
-        (h.pending_storage, h.pending_compute, h.pending_energy, h.drain_depth),
+        h.signature_mismatch_total,
+        oh["signature_mismatch_total"].as_u64().unwrap()
+    );
+    assert!(h.signature_mismatch_total > 0);
+    assert_eq!(
+        h.validation_failure_total,
+        oh["validation_failure_total"].as_u64().unwrap()
+    );
+    assert_eq!(
+        h.decoding_failure_total,
+        oh["decoding_failure_total"].as_u64().unwrap()
+    );
+    assert_eq!(
+        (h.header_mismatch_total, h.diversity_violation_total),
+        (0, 0)
+    );
+    assert_eq!(
+        (
+            h.pending_storage,
+            h.pending_compute,
+            h.pending_energy,
+            h.drain_depth
+        ),
         (0, 0, 0, 0)
     );
     // Release provenance: the decision file's blake3 and its attestation.

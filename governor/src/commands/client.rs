@@ -704,9 +704,18 @@ pub fn render_status(s: &Status) -> String {
         &[
             ("accepted", counters(&h.accepted)),
             ("rejected", counters(&h.rejected)),
-            ("signature_mismatch_total", h.signature_mismatch_total.to_string()),
-            ("validation_failure_total", h.validation_failure_total.to_string()),
-            ("decoding_failure_total", h.decoding_failure_total.to_string()),
+            (
+                "signature_mismatch_total",
+                h.signature_mismatch_total.to_string(),
+            ),
+            (
+                "validation_failure_total",
+                h.validation_failure_total.to_string(),
+            ),
+            (
+                "decoding_failure_total",
+                h.decoding_failure_total.to_string(),
+            ),
             (
                 "pending_receipts",
                 format!(

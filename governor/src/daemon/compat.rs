@@ -197,8 +197,8 @@ fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
 
 /// Answers `method` called with the array `params` (raw JSON).
 pub fn call(shared: &Shared, method: &str, params: &str) -> Result<Value, ErrorObjectOwned> {
-    let args: Vec<Value> = serde_json::from_str(params)
-        .map_err(|e| invalid_params(format!("params: {e}")))?;
+    let args: Vec<Value> =
+        serde_json::from_str(params).map_err(|e| invalid_params(format!("params: {e}")))?;
     match method {
         "governor.status" => {
             if !args.is_empty() {
@@ -389,8 +389,8 @@ fn attestation(shared: &Shared, epoch: u64) -> Option<CliAttestation> {
     let body = shared.decisions.read(epoch).ok()??;
     let own_key = tb_replay::decode::parse_hex::<32>(&att.public_key)
         .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
-    let valid = own_key
-        .is_some_and(|k| tb_decisions::verify::check_one(&body, &sidecar, &[k]).is_none());
+    let valid =
+        own_key.is_some_and(|k| tb_decisions::verify::check_one(&body, &sidecar, &[k]).is_none());
     Some(CliAttestation {
         pubkey_hex: att.public_key,
         payload_hash_hex: att.payload_blake3,
@@ -417,7 +417,11 @@ mod tests {
                     if k == "market_mode" {
                         assert_eq!(
                             v[gate.as_str()],
-                            if action == Action::Enter { "trade" } else { "rehearsal" }
+                            if action == Action::Enter {
+                                "trade"
+                            } else {
+                                "rehearsal"
+                            }
                         );
                     }
                 }

@@ -13,8 +13,8 @@ use jsonrpsee::server::{
     ServerConfig, ServerHandle,
 };
 use jsonrpsee::types::{ErrorObjectOwned, Request};
-use jsonrpsee::ResponsePayload;
 use jsonrpsee::Methods;
+use jsonrpsee::ResponsePayload;
 use prometheus_client::encoding::text::encode;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -213,7 +213,10 @@ fn plain(status: u16, content_type: &str, body: String) -> http::Response<HttpBo
 }
 
 /// `GET /wrappers`: the canonical metrics summary, its blake3 in the body and a header.
-fn wrappers(registry: &prometheus_client::registry::Registry, shared: &Shared) -> http::Response<HttpBody> {
+fn wrappers(
+    registry: &prometheus_client::registry::Registry,
+    shared: &Shared,
+) -> http::Response<HttpBody> {
     match super::wrappers::summary(registry, shared) {
         Ok(summary) => {
             let (body, hash) = super::wrappers::render(&summary);

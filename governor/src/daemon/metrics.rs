@@ -237,9 +237,21 @@ impl Metrics {
             m.receipt_validation_failures.clone(),
         );
         for (name, market, gauge) in [
-            ("pending_receipts_storage", "storage", &m.pending_receipts_storage),
-            ("pending_receipts_compute", "compute", &m.pending_receipts_compute),
-            ("pending_receipts_energy", "energy", &m.pending_receipts_energy),
+            (
+                "pending_receipts_storage",
+                "storage",
+                &m.pending_receipts_storage,
+            ),
+            (
+                "pending_receipts_compute",
+                "compute",
+                &m.pending_receipts_compute,
+            ),
+            (
+                "pending_receipts_energy",
+                "energy",
+                &m.pending_receipts_energy,
+            ),
         ] {
             r.register(
                 name,

@@ -189,10 +189,7 @@ pub const MODE_VARS: [&str; 2] = ["TB_GOVERNOR_ENABLED", "TB_GOVERNOR_SHADOW_ONL
 
 /// The mode variables set (non-empty) in `env` that decide `mode`, as `(name, value)`:
 /// `TB_GOVERNOR_ENABLED` alone for paused, both (when set) otherwise.
-pub fn mode_env(
-    mode: Mode,
-    env: impl Fn(&str) -> Option<String>,
-) -> Vec<(&'static str, String)> {
+pub fn mode_env(mode: Mode, env: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
     MODE_VARS
         .into_iter()
         .filter(|var| mode != Mode::Paused || *var == "TB_GOVERNOR_ENABLED")
@@ -264,14 +261,11 @@ fn warn_key_without_signing(config: &Config) {
 /// unsigned files left and, when the chain does not verify, the stall that stops ingestion.
 fn sign_at_start(
     store: &RecordStore,
+    listing: &tb_decisions::Listing,
     signer: Option<&tb_decisions::Signer>,
 ) -> Result<(Unsigned, Option<String>)> {
     let Some(signer) = signer else {
-        let epochs = store.epochs()?;
-        let count = epochs
-            .iter()
-            .filter(|e| !store.sidecar_path(**e).exists())
-            .count() as u64;
+        let count = listing.unsigned().len() as u64;
         let reason = (count > 0).then(|| {
             "signing is off (set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or TB_GOVERNOR_KEY_FILE \
              and restart: unsigned decisions are signed at start)"
@@ -279,7 +273,7 @@ fn sign_at_start(
         });
         return Ok((Unsigned { count, reason }, None));
     };
-    let report = crate::signing::sign_missing(store, signer)?;
+    let report = crate::signing::sign_missing_in(store, listing, signer)?;
     let n = report.signed.len();
     if n > 0 {
         tracing::info!(
@@ -337,7 +331,8 @@ pub async fn run(
     if stale > 0 {
         tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
     }
-    let newest = store.epochs()?.last().copied();
+    let listing = store.list()?;
+    let newest = listing.records.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
     journal.last_closed = newest;
@@ -356,7 +351,7 @@ pub async fn run(
     )?;
     warn_key_without_signing(config);
     let signer = load_signer(config)?;
-    let (unsigned, halted) = sign_at_start(&store, signer.as_ref())?;
+    let (unsigned, halted) = sign_at_start(&store, &listing, signer.as_ref())?;
     let checkpoint_path = data.join("state/checkpoint.json");
     let resumed = resume(&inputs, &store, &checkpoint_path);
     tracing::info!("resuming from {}", resumed.from);

@@ -7,9 +7,9 @@ use tb_decisions::RecordStore;
 
 use super::files::{History, JournalFile};
 use super::metrics::Metrics;
-use tb_replay::backlog::ReceiptCounts;
 use crate::engine::{Decision, Intent, Params};
 use crate::rpc::Ingest;
+use tb_replay::backlog::ReceiptCounts;
 
 /// The last close, as status shows it.
 #[derive(Debug, Clone)]

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::state::{read, LastClose, Shared, Unsigned};
-use tb_replay::backlog::ReceiptCounts;
 use crate::engine::RULES_VERSION;
 use crate::rpc::{Blocktorch, EconomicsSample, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
+use tb_replay::backlog::ReceiptCounts;
 
 /// Builds the status from the shared state.
 pub fn build(shared: &Shared) -> Status {
@@ -89,7 +89,10 @@ fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> Strin
         (Some(k), true) => format!(
             "Attestation matches (epoch {epoch}, keyid {k}); auditors check it offline: \
              tb-cli governor verify --decisions {dir} --trusted-key {}",
-            shared.node_public_key.as_deref().unwrap_or("<node public key>")
+            shared
+                .node_public_key
+                .as_deref()
+                .unwrap_or("<node public key>")
         ),
         (Some(k), false) if shared.node_key.is_none() => format!(
             "epoch {epoch} is signed (keyid {k}) but signing is off here, so this node cannot \
@@ -177,9 +180,9 @@ fn receipt_health(
             pending.storage, pending.compute, pending.energy
         );
         hints.push(match stall {
-            Some(s) if s.starts_with("halted:") => format!(
-                "{what}: ingestion is halted ({s}); fix the cause and restart the daemon"
-            ),
+            Some(s) if s.starts_with("halted:") => {
+                format!("{what}: ingestion is halted ({s}); fix the cause and restart the daemon")
+            }
             Some(s) => format!(
                 "{what}: they wait behind the stall at {s}; have the exporter rewrite that line \
                  and ingestion resumes by itself"
@@ -194,9 +197,14 @@ fn receipt_health(
         accepted: accepted.clone(),
         rejected: rejected.clone(),
         signature_mismatch_total: n("bad_signature"),
-        validation_failure_total: ["below_min_payment", "key_not_found", "replayed_nonce", "invalid_values"]
-            .iter()
-            .fold(0u64, |sum, k| sum.saturating_add(n(k))),
+        validation_failure_total: [
+            "below_min_payment",
+            "key_not_found",
+            "replayed_nonce",
+            "invalid_values",
+        ]
+        .iter()
+        .fold(0u64, |sum, k| sum.saturating_add(n(k))),
         decoding_failure_total: n("schema"),
         pending_storage: pending.storage,
         pending_compute: pending.compute,

@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn parses_names_labels_escapes_and_values() {
-        let text = "# HELP a x\n# TYPE a gauge\na 1.5\nb_total{method=\"governor.status\",code=\"0\"} 3\n\
+        let text =
+            "# HELP a x\n# TYPE a gauge\na 1.5\nb_total{method=\"governor.status\",code=\"0\"} 3\n\
                     c{x=\"q\\\"uo,te}\",y=\"\"} -1\n";
         let s = parse_samples(text).unwrap();
         assert_eq!(s.len(), 3);
