@@ -138,6 +138,13 @@ fn journal(s: &Setup) -> Vec<Value> {
         .collect()
 }
 
+/// Stops the daemon with SIGTERM (it finishes the write in progress, checkpoint included).
+fn stop(mut d: Daemon) {
+    d.signal("TERM");
+    let status = d.wait_exit(DEADLINE);
+    assert!(status.success(), "{status:?}\n{}", d.stderr());
+}
+
 /// `GET path` on the daemon.
 fn get(d: &Daemon, path: &str) -> tb_e2e::HttpResponse {
     let r = http_request(&d.addr, "GET", path, &[], b"").unwrap();
@@ -231,7 +238,7 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
         d.cli_json(&["snapshot", "--epoch", "1"])["attestation_state"],
         "missing"
     );
-    drop(d);
+    stop(d);
 
     // A copy for the offline command, and a sidecar made by another key for epoch 0: existing
     // sidecars are never replaced.
@@ -297,7 +304,7 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     s.append_epochs(3..4);
     d.wait_closed(3);
     assert!(s.sidecar(3).exists());
-    drop(d);
+    stop(d);
 
     // The same, offline, for the copied directory.
     let copy_dir = copy.to_str().unwrap();
@@ -357,7 +364,7 @@ fn a_decision_file_changed_underneath_is_not_signed_and_stalls() {
     s.append_epochs(0..4);
     let d = s.start(&cfg, &[]);
     d.wait_caught_up(3, 4 * L as u64 - 1);
-    drop(d);
+    stop(d);
     // Epoch 1's file is changed underneath: epoch 2 no longer links to it.
     let tampered = std::fs::read_to_string(s.decision(1)).unwrap().replacen(
         "\"mode\":\"shadow\"",
@@ -703,7 +710,7 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     s.append_epochs(0..1);
     let d = s.start(&cfg, &[]);
     d.wait_closed(0);
-    drop(d);
+    stop(d);
 
     // Apply mode through TB_GOVERNOR_SHADOW_ONLY=0 while the file says shadow.
     let d = s.start(&cfg, &[("TB_GOVERNOR_SHADOW_ONLY", "0")]);
@@ -742,7 +749,7 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
         "{log}"
     );
     assert_eq!(journal(&s).len(), 2);
-    drop(d);
+    stop(d);
 
     // Rollback step 1: TB_GOVERNOR_ENABLED=0 pauses, attributed the same way.
     let d = s.start(&cfg, &[("TB_GOVERNOR_ENABLED", "0")]);
@@ -754,7 +761,7 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     let events = journal(&s);
     assert_eq!(events[2]["operator"], "env:TB_GOVERNOR_ENABLED");
     assert_eq!(events[2]["reason"], "environment: TB_GOVERNOR_ENABLED=0");
-    drop(d);
+    stop(d);
 
     // Back to the file alone: the configuration's mode, by the daemon, with the warning.
     let d = s.start(&cfg, &[]);

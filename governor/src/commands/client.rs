@@ -358,8 +358,18 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
             "{}",
             render_receipt(&format!("manual exit of {}", args.gate), &receipt)
         );
-        if let Some(note) = exit_mode_note(&receipt) {
-            println!("{note}");
+        // The journal's mode now is the mode of that close unless another set_mode follows.
+        let mode = block_on(fetch_status(&endpoint))?.map(|s| s.mode);
+        match mode {
+            Ok(mode) => {
+                if let Some(note) = exit_mode_note(mode, receipt.effective_epoch) {
+                    println!("{note}");
+                }
+            }
+            Err(e) => eprintln!(
+                "note: could not read the governor's mode ({e:#}); runtime params change only in \
+                 apply mode"
+            ),
         }
     }
     Ok(true)
@@ -367,14 +377,14 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
 
 /// What an exit journaled in shadow or paused mode does, and how to reach apply mode, where
 /// runtime params change; `None` in apply mode.
-pub fn exit_mode_note(receipt: &JournalReceipt) -> Option<String> {
-    let e = receipt.effective_epoch;
+pub fn exit_mode_note(mode: Mode, effective_epoch: u64) -> Option<String> {
+    let e = effective_epoch;
     let how = format!(
         "to get there, journal before epoch {e} closes: tb-cli governor mode apply --reason \
          \"…\" --operator <name> (and set shadow_only = false, enabled = true in governor.toml \
          so a restart keeps it)"
     );
-    match receipt.mode? {
+    match mode {
         Mode::Apply => None,
         Mode::Shadow => Some(format!(
             "note: the governor is in shadow mode. Runtime params (params, runtime/params.json) \
@@ -1195,27 +1205,22 @@ mod tests {
 
     #[test]
     fn receipt_line_wording() {
-        let mut r = JournalReceipt {
+        let r = JournalReceipt {
             seq: 4,
             effective_epoch: 12,
-            mode: Some(Mode::Apply),
         };
         assert_eq!(
             render_receipt("manual exit of compute", &r),
             "journaled manual exit of compute as seq 4, effective at the close of epoch 12"
         );
-        assert_eq!(exit_mode_note(&r), None);
-        r.mode = Some(Mode::Shadow);
-        let note = exit_mode_note(&r).unwrap();
+        assert_eq!(exit_mode_note(Mode::Apply, 12), None);
+        let note = exit_mode_note(Mode::Shadow, 12).unwrap();
         assert!(note.contains("change only in apply mode"), "{note}");
         assert!(note.contains("tb-cli governor mode apply"), "{note}");
         assert!(note.contains("before epoch 12 closes"), "{note}");
-        r.mode = Some(Mode::Paused);
-        let note = exit_mode_note(&r).unwrap();
+        let note = exit_mode_note(Mode::Paused, 12).unwrap();
         assert!(note.contains("paused close is ignored"), "{note}");
         assert!(note.contains("tb-cli governor mode apply"), "{note}");
-        r.mode = None;
-        assert_eq!(exit_mode_note(&r), None, "an older daemon sends no mode");
     }
 
     #[test]
@@ -1376,7 +1381,6 @@ mod tests {
             Ok(JournalReceipt {
                 seq: 7,
                 effective_epoch: 12,
-                mode: Some(Mode::Apply),
             })
         }
     }

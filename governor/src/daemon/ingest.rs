@@ -157,7 +157,7 @@ impl Ingest {
         let epoch = closed.snapshot.epoch;
         // The journal stays locked from consuming its events to publishing the epoch as closed,
         // so an operator action is always stamped with the first epoch not yet decided on disk.
-        let decision = {
+        let (decision, outcome) = {
             let mut journal = lock(&self.shared.journal);
             let d = self.engine.close_epoch(closed, &journal.events);
             let outcome = match self.shared.decisions.write(epoch, &d.bytes) {
@@ -171,7 +171,6 @@ impl Ingest {
             self.shared.publish_journal(&journal);
             (d, outcome)
         };
-        let (decision, outcome) = decision;
         let (keyid, verified) = match &self.signer {
             Some(signer) => {
                 let att = signer.attest(&decision.bytes);

@@ -136,7 +136,6 @@ impl Server {
             if let Some(m) = mode {
                 shared.metrics.set_mode(m);
             }
-            let mode_now = journal.current_mode().map(|(m, _)| m);
             tracing::info!(
                 "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
                 ev.seq,
@@ -148,7 +147,6 @@ impl Server {
             Ok(JournalReceipt {
                 seq: ev.seq,
                 effective_epoch: ev.effective_epoch,
-                mode: mode_now,
             })
         };
         tokio::task::spawn_blocking(append)

@@ -201,8 +201,4 @@ pub struct JournalReceipt {
     pub seq: u64,
     /// The epoch at whose close it takes effect.
     pub effective_epoch: u64,
-    /// The journal's mode after this event (the mode that close will run in unless another
-    /// `set_mode` follows).
-    #[serde(default)]
-    pub mode: Option<Mode>,
 }
