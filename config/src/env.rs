@@ -7,7 +7,7 @@ use crate::Config;
 use std::path::PathBuf;
 
 /// Every environment variable [`Config::load`] reads, in the order it applies them.
-pub const ENV_VARS: [&str; 12] = [
+pub const ENV_VARS: [&str; 13] = [
     "TB_GOVERNOR_ENABLED",
     "TB_GOVERNOR_SHADOW_ONLY",
     "TB_GOVERNOR_SIGN",
@@ -18,6 +18,7 @@ pub const ENV_VARS: [&str; 12] = [
     "TB_GOVERNOR_RPC_LISTEN",
     "TB_GOVERNOR_RPC_TOKEN",
     "TB_GOVERNOR_RPC_RPS",
+    "TB_GOVERNOR_RPC_MAX_CONNECTIONS",
     "TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST",
     "TB_BLOCKTORCH_BENCHMARK_COMMIT",
 ];
@@ -87,15 +88,24 @@ pub(crate) fn apply_env(
         config.rpc.token = Some(Secret::new(value));
         overrides.push(("rpc.token", "TB_GOVERNOR_RPC_TOKEN"));
     }
-    if let Some(value) = get("TB_GOVERNOR_RPC_RPS") {
-        config.rpc.rps = parse_u32(&value).ok_or_else(|| ConfigError::Env {
-            var: "TB_GOVERNOR_RPC_RPS".to_owned(),
-            message: format!(
-                "invalid number {}: expected a decimal integer in 1..=4294967295",
-                show(&value)
-            ),
-        })?;
-        overrides.push(("rpc.rps", "TB_GOVERNOR_RPC_RPS"));
+    for (var, key, slot) in [
+        ("TB_GOVERNOR_RPC_RPS", "rpc.rps", &mut config.rpc.rps),
+        (
+            "TB_GOVERNOR_RPC_MAX_CONNECTIONS",
+            "rpc.max_connections",
+            &mut config.rpc.max_connections,
+        ),
+    ] {
+        if let Some(value) = get(var) {
+            *slot = parse_u32(&value).ok_or_else(|| ConfigError::Env {
+                var: var.to_owned(),
+                message: format!(
+                    "invalid number {}: expected a decimal integer in 1..=4294967295",
+                    show(&value)
+                ),
+            })?;
+            overrides.push((key, var));
+        }
     }
     if let Some(value) = get("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST") {
         config.governor.blocktorch_kernel_digest = Some(value);

@@ -90,6 +90,9 @@ pub struct RpcConfig {
     pub rps: u32,
     /// Request bodies larger than this are refused (≥ 1).
     pub max_body_bytes: u32,
+    /// Most HTTP connections open at once (≥ 1, `TB_GOVERNOR_RPC_MAX_CONNECTIONS`); one more is
+    /// answered `503` and closed at once.
+    pub max_connections: u32,
 }
 
 impl Default for RpcConfig {
@@ -99,6 +102,7 @@ impl Default for RpcConfig {
             token: None,
             rps: 50,
             max_body_bytes: 1_048_576,
+            max_connections: 256,
         }
     }
 }

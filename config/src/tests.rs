@@ -166,6 +166,7 @@ fn defaults_match_the_design() {
     assert_eq!(c.rpc.token, None);
     assert_eq!(c.rpc.rps, 50);
     assert_eq!(c.rpc.max_body_bytes, 1_048_576);
+    assert_eq!(c.rpc.max_connections, 256);
     assert_eq!(c.signing, SigningConfig::default());
     assert!(!c.signing.enabled);
     assert_eq!(c.apply.hook, None);
@@ -221,6 +222,7 @@ fn example_file_lists_every_knob() {
             "token",
             "rps",
             "max_body_bytes",
+            "max_connections",
             "key_hex",
             "key_file",
             "hook",
@@ -344,6 +346,7 @@ fn every_env_override_works() {
         ("TB_GOVERNOR_RPC_LISTEN", "0.0.0.0:9000"),
         ("TB_GOVERNOR_RPC_TOKEN", "s3cret"),
         ("TB_GOVERNOR_RPC_RPS", "7"),
+        ("TB_GOVERNOR_RPC_MAX_CONNECTIONS", "9"),
         ("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST", &digest),
         ("TB_BLOCKTORCH_BENCHMARK_COMMIT", "bench-2024.1"),
     ])
@@ -357,6 +360,7 @@ fn every_env_override_works() {
     assert_eq!(c.rpc.listen, "0.0.0.0:9000");
     assert_eq!(c.rpc.token.as_ref().unwrap().expose(), "s3cret");
     assert_eq!(c.rpc.rps, 7);
+    assert_eq!(c.rpc.max_connections, 9);
     assert_eq!(
         c.governor.blocktorch_kernel_digest.as_deref(),
         Some(digest.as_str())
@@ -389,7 +393,7 @@ fn every_env_override_works() {
     );
 
     // Every variable is listed in ENV_VARS and vice versa.
-    assert_eq!(ENV_VARS.len(), 12);
+    assert_eq!(ENV_VARS.len(), 13);
 }
 
 #[test]
@@ -482,12 +486,11 @@ fn strict_env_booleans() {
 
 #[test]
 fn invalid_env_values_name_the_variable() {
-    for bad in ["0", "-3", "+3", "abc", "4294967296", "1e3", "3.0"] {
-        let err = load_env(&[("TB_GOVERNOR_RPC_RPS", bad)]).unwrap_err();
-        assert!(
-            err.to_string().contains("TB_GOVERNOR_RPC_RPS"),
-            "{bad}: {err}"
-        );
+    for var in ["TB_GOVERNOR_RPC_RPS", "TB_GOVERNOR_RPC_MAX_CONNECTIONS"] {
+        for bad in ["0", "-3", "+3", "abc", "4294967296", "1e3", "3.0"] {
+            let err = load_env(&[(var, bad)]).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}={bad}: {err}");
+        }
     }
     let err = load_env(&[("TB_GOVERNOR_RPC_LISTEN", "localhost")]).unwrap_err();
     let (origin, key) = invalid_key(&err);
@@ -627,6 +630,7 @@ fn validation_names_the_key_and_the_file() {
         ("[rpc]\nlisten = \"nope\"", "rpc.listen"),
         ("[rpc]\nrps = 0", "rpc.rps"),
         ("[rpc]\nmax_body_bytes = 0", "rpc.max_body_bytes"),
+        ("[rpc]\nmax_connections = 0", "rpc.max_connections"),
         ("[signing]\nenabled = true", "signing.enabled"),
         ("[signing]\nkey_hex = \"abc\"", "signing.key_hex"),
         (
@@ -793,6 +797,7 @@ fn config_hash_covers_exactly_the_decision_relevant_part() {
             Box::new(|c| {
                 c.rpc.rps = 1;
                 c.rpc.max_body_bytes = 1;
+                c.rpc.max_connections = 1;
             }),
         ),
         ("shadow_only", Box::new(|c| c.governor.shadow_only = false)),

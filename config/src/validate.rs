@@ -290,7 +290,8 @@ impl Validator<'_> {
             })?;
         }
         self.at_least("rpc.rps", r.rps.into(), 1)?;
-        self.at_least("rpc.max_body_bytes", r.max_body_bytes.into(), 1)
+        self.at_least("rpc.max_body_bytes", r.max_body_bytes.into(), 1)?;
+        self.at_least("rpc.max_connections", r.max_connections.into(), 1)
     }
 
     fn signing(&self, c: &Config) -> Result<(), ConfigError> {

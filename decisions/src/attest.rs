@@ -72,10 +72,11 @@ pub enum KeyError {
         /// Where it came from (variable name or file path).
         origin: String,
     },
-    /// The key file can be read by group or others.
+    /// The key file's mode grants group or others some access.
     #[error(
-        "{path}: key file mode is {mode:o}; it must not be readable by group or others \
-         (run: chmod 600 {path})"
+        "{path}: key file mode is {mode:04o}, which grants {}; only its owner may have access \
+         (run: chmod 600 {path})",
+        describe_access(*mode)
     )]
     Permissions {
         /// The key file.
@@ -83,14 +84,45 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The key file could not be read or written.
-    #[error("{path}: {source}")]
+    /// The key file could not be read or written. The message includes the I/O error's text,
+    /// so it is not also given as the error's source (each cause is shown once).
+    #[error("{path}: {error}")]
     Io {
         /// The key file.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+/// Which access bits of `mode` group and others hold, in words: `0620` → `group write`,
+/// `0644` → `group read and others read`, `0674` → `group read, write and execute, and others
+/// read`.
+pub fn describe_access(mode: u32) -> String {
+    let class = |who: &str, bits: u32| -> Option<String> {
+        let names: Vec<&str> = [(4, "read"), (2, "write"), (1, "execute")]
+            .into_iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| name)
+            .collect();
+        match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("{who} {one}")),
+            [init @ .., last] => Some(format!("{who} {} and {last}", init.join(", "))),
+        }
+    };
+    let parts: Vec<String> = [class("group", (mode >> 3) & 7), class("others", mode & 7)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let several = parts.iter().any(|p| p.contains(" and "));
+    match parts.as_slice() {
+        [] => "no access to group or others".to_owned(),
+        [one] => one.clone(),
+        [group, others] if several => format!("{group}, and {others}"),
+        [group, others] => format!("{group} and {others}"),
+        _ => parts.join(", "),
+    }
 }
 
 /// An ed25519 signing key. Its `Debug` never shows the secret.
@@ -122,11 +154,11 @@ impl Signer {
         Ok(Self::from_seed(seed))
     }
 
-    /// From a key file holding the hex seed; refused unless only its owner can read it.
+    /// From a key file holding the hex seed; refused when group or others have any access.
     pub fn from_key_file(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
+        let io = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
         #[cfg(unix)]
@@ -149,9 +181,9 @@ impl Signer {
     /// Creates a key file (mode 0600, never replacing an existing file) with a fresh random
     /// seed from the operating system.
     pub fn generate_key_file(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
+        let io = |error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
@@ -199,5 +231,62 @@ impl Signer {
             public_key: self.public_key_hex(),
             signature: hex::encode(signature),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_mode_is_described_by_the_bits_it_grants() {
+        assert_eq!(describe_access(0o620), "group write");
+        assert_eq!(describe_access(0o640), "group read");
+        assert_eq!(describe_access(0o604), "others read");
+        assert_eq!(describe_access(0o644), "group read and others read");
+        assert_eq!(describe_access(0o602), "others write");
+        assert_eq!(describe_access(0o611), "group execute and others execute");
+        assert_eq!(describe_access(0o660), "group read and write");
+        assert_eq!(
+            describe_access(0o674),
+            "group read, write and execute, and others read"
+        );
+        assert_eq!(
+            describe_access(0o777),
+            "group read, write and execute, and others read, write and execute"
+        );
+        assert_eq!(describe_access(0o600), "no access to group or others");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_open_to_group_write_is_refused_with_its_mode_described() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        Signer::generate_key_file(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
+        let err = Signer::from_key_file(&path).unwrap_err().to_string();
+        let shown = path.display();
+        assert_eq!(
+            err,
+            format!(
+                "{shown}: key file mode is 0620, which grants group write; only its owner may \
+                 have access (run: chmod 600 {shown})"
+            )
+        );
+        assert!(!err.contains("readable"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_key_file_is_named_with_its_error_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.key");
+        let err = Signer::from_key_file(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: No such file or directory (os error 2)", path.display())
+        );
+        assert!(std::error::Error::source(&err).is_none());
     }
 }

@@ -15,13 +15,16 @@ use crate::{parse_record_name, record_name, sidecar_name};
 /// A record directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// An I/O error on `path`.
-    #[error("{path}: {source}")]
+    /// An I/O error while doing `what` to `path`. The message includes the I/O error's text,
+    /// so it is not also given as the error's source (each cause is shown once).
+    #[error("{what} {path}: {error}")]
     Io {
-        /// File or directory involved.
+        /// What was being done: `writing`, `reading`, `listing`, ….
+        what: &'static str,
+        /// The record file (never the temp file a write goes through) or the directory.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A different record already exists for this epoch.
     #[error(
@@ -69,10 +72,24 @@ pub struct RecordStore {
     kind: &'static str,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |error| StoreError::Io {
+        what,
         path: path.to_owned(),
-        source,
+        error,
+    }
+}
+
+/// The error without the temp file path `tempfile` appends to its messages (` at path "…"`), so
+/// a failed write names only the record file. Other errors pass through unchanged.
+fn without_temp_path(e: io::Error) -> io::Error {
+    if e.raw_os_error().is_some() || e.get_ref().is_none() {
+        return e;
+    }
+    let text = e.to_string();
+    match text.rfind(" at path \"") {
+        Some(cut) => io::Error::new(e.kind(), &text[..cut]),
+        None => e,
     }
 }
 
@@ -80,7 +97,7 @@ impl RecordStore {
     /// Opens (creating if needed) a record directory; `kind` names the records in errors.
     pub fn open(dir: impl Into<PathBuf>, kind: &'static str) -> Result<Self, StoreError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
         Ok(RecordStore { dir, kind })
     }
 
@@ -88,10 +105,10 @@ impl RecordStore {
     /// single writer, at startup.
     pub fn remove_stale_temp_files(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
-        for entry in std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
-            let entry = entry.map_err(io_err(&self.dir))?;
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
+            let entry = entry.map_err(io_err("listing", &self.dir))?;
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                std::fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+                std::fs::remove_file(entry.path()).map_err(io_err("removing", &entry.path()))?;
                 removed += 1;
             }
         }
@@ -128,14 +145,14 @@ impl RecordStore {
     ) -> Result<WriteOutcome, StoreError> {
         let path = self.path(epoch);
         if let Some(outcome) = self.compare_existing(epoch, &path, bytes)? {
-            self.sync_dir()?;
+            sync_dir_of(&self.dir, &path)?;
             return Ok(outcome);
         }
         match write_new(&self.dir, &path, bytes, hook) {
-            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+            Err(StoreError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {
                 // Someone else wrote it between our check and our link: compare again.
                 self.compare_existing(epoch, &path, bytes)?
-                    .ok_or_else(|| io_err(&path)(source))
+                    .ok_or_else(|| io_err("writing", &path)(error))
             }
             other => other,
         }
@@ -148,7 +165,7 @@ impl RecordStore {
             return Ok(WriteOutcome::Unchanged);
         }
         match write_new(&self.dir, &path, bytes, &mut |_| Ok(())) {
-            Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+            Err(StoreError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {
                 Ok(WriteOutcome::Unchanged)
             }
             other => other,
@@ -170,14 +187,8 @@ impl RecordStore {
                 field: first_difference(&existing, bytes).unwrap_or_else(|| "(bytes)".to_owned()),
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(path)(e)),
+            Err(e) => Err(io_err("reading", path)(e)),
         }
-    }
-
-    fn sync_dir(&self) -> Result<(), StoreError> {
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))
     }
 
     /// Reads the record of `epoch`, if present.
@@ -199,8 +210,8 @@ impl RecordStore {
     /// directory listing.
     pub fn list(&self) -> Result<Listing, StoreError> {
         let mut out = Listing::default();
-        for entry in std::fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
-            let entry = entry.map_err(io_err(&self.dir))?;
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
+            let entry = entry.map_err(io_err("listing", &self.dir))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 continue;
@@ -240,36 +251,41 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
+        Err(e) => Err(io_err("reading", path)(e)),
     }
 }
 
+/// fsyncs `dir`, the directory holding `path`; a failure names `path`.
+fn sync_dir_of(dir: &Path, path: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing the directory entry of", path))
+}
+
 /// Temp file (a dotfile, so listings skip it), write, fsync, link into place without
-/// replacing anything, fsync the directory.
+/// replacing anything, fsync the directory. Every error names `path`, never the temp file.
 fn write_new(
     dir: &Path,
     path: &Path,
     bytes: &[u8],
     hook: &mut dyn FnMut(Step) -> io::Result<()>,
 ) -> Result<WriteOutcome, StoreError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    let tmp_path = tmp.path().to_owned();
-    let e = io_err(&tmp_path);
+    let e = io_err("writing", path);
+    let mut tmp = match tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir) {
+        Ok(tmp) => tmp,
+        Err(err) => return Err(e(without_temp_path(err))),
+    };
     tmp.write_all(bytes)
         .and_then(|()| hook(Step::Written))
         .and_then(|()| tmp.as_file().sync_all())
         .and_then(|()| hook(Step::Synced))
-        .map_err(e)?;
-    tmp.persist_noclobber(path)
-        .map_err(|err| io_err(path)(err.error))?;
-    hook(Step::Renamed).map_err(io_err(path))?;
+        .and_then(|()| tmp.persist_noclobber(path).map(drop).map_err(|p| p.error))
+        .and_then(|()| hook(Step::Renamed))
+        .map_err(|err| e(without_temp_path(err)))?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .and_then(|()| hook(Step::DirSynced))
-        .map_err(io_err(dir))?;
+        .map_err(io_err("syncing the directory entry of", path))?;
     Ok(WriteOutcome::Written)
 }
 
@@ -331,6 +347,43 @@ mod tests {
             };
             assert_eq!(again, expected, "{fail_at:?}");
         }
+    }
+
+    #[test]
+    fn a_failed_write_names_the_record_file_once_and_never_its_temp_file() {
+        let bytes = br#"{"epoch":7}"#;
+        for fail_at in [Step::Written, Step::Synced, Step::Renamed] {
+            let (_d, s) = store();
+            let err = s
+                .write_with(7, bytes, &mut |step| {
+                    if step == fail_at {
+                        Err(io::Error::other("disk on fire"))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .unwrap_err();
+            let text = err.to_string();
+            let record = s.path(7).display().to_string();
+            assert_eq!(
+                text,
+                format!("writing {record}: disk on fire"),
+                "{fail_at:?}"
+            );
+            // The message carries the I/O error, so it is not repeated as a source.
+            assert!(std::error::Error::source(&err).is_none());
+        }
+        // A real failure from the temp file itself (its directory is gone): tempfile's message
+        // names the temp path; ours names the record.
+        let (_d, s) = store();
+        std::fs::remove_dir(s.dir()).unwrap();
+        let text = s.write(7, bytes).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("writing {}: ", s.path(7).display())),
+            "{text}"
+        );
+        assert!(!text.contains(".tmp-"), "{text}");
+        assert!(text.contains("os error 2"), "{text}");
     }
 
     #[test]

@@ -33,6 +33,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// Add the missing attestation sidecars of a decision directory (never replaces one).
     Sign(SignArgs),
+    /// Print a shell completion script for tb-governor.
+    Completions(CompletionsArgs),
+    /// Print the tb-governor manual page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+/// `completions SHELL` (both binaries).
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `man` (both binaries).
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write NAME.1 for the command and each subcommand into this directory instead of printing
+    /// the top page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `tb-governor sign`.
@@ -161,6 +181,10 @@ pub enum TbCliCommand {
     /// The Launch Governor.
     #[command(subcommand)]
     Governor(GovernorCommand),
+    /// Print a shell completion script for tb-cli.
+    Completions(CompletionsArgs),
+    /// Print the tb-cli manual page (roff), or write one page per command into a directory.
+    Man(ManArgs),
 }
 
 /// `tb-cli governor …`.
@@ -276,6 +300,13 @@ pub fn parse_intent_state(text: &str) -> Result<IntentState, String> {
 /// `tb-cli governor status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Redraw the status every --interval seconds until interrupted (Ctrl-C).
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
+    /// Seconds between two redraws of --watch.
+    #[arg(long, value_name = "SECS", default_value_t = 2, requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
     /// Endpoint and output.
     #[command(flatten)]
     pub rpc: RpcArgs,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tb_governor::cli::{Cli, Command};
 use tb_governor::commands;
 
@@ -16,6 +16,14 @@ fn main() -> ExitCode {
         Command::Run(args) => done(commands::run::run(args)),
         Command::Demo(args) => done(commands::demo::run(args)),
         Command::Sign(args) => commands::sign::run(args),
+        Command::Completions(args) => {
+            return tb_governor::exit(commands::shell::completions(
+                Cli::command(),
+                "tb-governor",
+                args,
+            ))
+        }
+        Command::Man(args) => return tb_governor::exit(commands::shell::man(Cli::command(), args)),
     };
     tb_governor::exit(result)
 }

@@ -221,7 +221,7 @@ impl Backlog {
         start: u64,
         end: Option<u64>,
     ) -> Result<(ReceiptCounts, u64, bool), ReadError> {
-        let err = |source| ReadError {
+        let err = |source| ReadError::Io {
             path: path.to_owned(),
             source,
         };
@@ -298,6 +298,7 @@ mod tests {
             file: "blocks-000000.jsonl".into(),
             offset: l1.len() as u64,
             line: 2,
+            ..Position::default()
         };
         let p = b.update(&start, &after1).unwrap();
         assert_eq!((p.storage, p.compute, p.energy), (0, 0, 1));
@@ -322,6 +323,7 @@ mod tests {
             file: "blocks-000001.jsonl".into(),
             offset: line(&["storage", "energy_slash"]).len() as u64,
             line: 2,
+            ..Position::default()
         };
         let p = b.update(&after1, &end).unwrap();
         assert_eq!(p, ReceiptCounts::default());

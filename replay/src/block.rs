@@ -42,6 +42,12 @@ pub enum BlockError {
     /// The last line of a file has no `\n` but a later file exists.
     #[error("unterminated last line (a later chain file exists)")]
     Unterminated,
+    /// The line is longer than the reader accepts, with or without its `\n` so far.
+    #[error("line longer than {max} bytes (the longest a chain line may be)")]
+    TooLong {
+        /// The limit, [`MAX_LINE_BYTES`](crate::reader::MAX_LINE_BYTES).
+        max: usize,
+    },
     /// `height` is not the next height.
     #[error("height: expected {expected}, found {found}")]
     Height {

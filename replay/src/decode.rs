@@ -158,7 +158,25 @@ pub(crate) fn boolean(value: &Json, name: &str) -> Result<bool, FieldError> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hex;
+    use super::{parse_hex, uint};
+    use crate::json::parse;
+
+    #[test]
+    fn a_rejected_number_is_shown_as_written() {
+        for (text, shown) in [
+            ("1e6", "1e6"),
+            ("18446744073709551616", "18446744073709551616"),
+            ("-60", "-60"),
+            ("-0", "-0"),
+            ("120.0", "120.0"),
+        ] {
+            let err = uint(&parse(text.as_bytes()).unwrap(), "tx_count").unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("tx_count: not a plain non-negative decimal integer literal ({shown})")
+            );
+        }
+    }
 
     #[test]
     fn hex_is_lowercase_and_exact_length() {

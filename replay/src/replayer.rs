@@ -302,7 +302,7 @@ impl Replayer {
         self.state.prev_timestamp_ms = Some(block.timestamp_ms);
         self.state.next_height += 1;
         let offset = block.height - self.cfg.genesis_height;
-        if (offset + 1) % self.cfg.epoch_blocks.max(1) == 0 {
+        if (offset + 1).is_multiple_of(self.cfg.epoch_blocks.max(1)) {
             let acc = self.state.open.take().unwrap_or_default();
             return Ok(Some(self.close(acc, offset / self.cfg.epoch_blocks.max(1))));
         }

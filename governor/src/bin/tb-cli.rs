@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tb_governor::cli::{GovernorCommand, TbCli, TbCliCommand};
 use tb_governor::commands;
 
@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         TbCliCommand::Governor(GovernorCommand::Snapshot(args)) => commands::client::snapshot(args),
         TbCliCommand::Governor(GovernorCommand::Exit(args)) => commands::client::exit(args),
         TbCliCommand::Governor(GovernorCommand::Mode(args)) => commands::client::mode(args),
+        TbCliCommand::Completions(args) => {
+            commands::shell::completions(TbCli::command(), "tb-cli", args)
+        }
+        TbCliCommand::Man(args) => commands::shell::man(TbCli::command(), args),
     };
     tb_governor::exit(result)
 }

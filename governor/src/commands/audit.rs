@@ -9,6 +9,7 @@ use tb_decisions::{hash_hex, RecordStore};
 
 use super::offline::{replay_decisions, Inputs};
 use crate::cli::AuditArgs;
+use crate::outln;
 
 /// The audit verdict on one epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,28 +68,28 @@ pub fn run(args: &AuditArgs) -> Result<bool> {
             })
             .collect();
         let out = json!({"decisions": args.decisions, "ok": ok, "epochs": epochs});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ok);
     }
     for (epoch, f) in &findings {
         match f {
             Finding::Reproduced => {
                 let hash = store.read(*epoch)?.map(|b| hash_hex(&b)).unwrap_or_default();
-                println!("epoch {epoch}: reproduced (decision_hash {hash})");
+                outln!("epoch {epoch}: reproduced (decision_hash {hash})");
             }
             Finding::Divergence(path) => {
-                println!("epoch {epoch}: DIVERGENCE: first differing field {path}")
+                outln!("epoch {epoch}: DIVERGENCE: first differing field {path}")
             }
-            Finding::Missing => println!(
+            Finding::Missing => outln!(
                 "epoch {epoch}: MISSING: the replay closes this epoch but {} has no file for it",
                 args.decisions.display()
             ),
-            Finding::NotReproducible => println!(
+            Finding::NotReproducible => outln!(
                 "epoch {epoch}: NOT REPRODUCIBLE: the file exists but the chain does not reach this epoch"
             ),
         }
     }
-    println!(
+    outln!(
         "audit: {} epochs, {} reproduced, {bad} not reproduced",
         findings.len(),
         findings.len() - bad

@@ -26,6 +26,7 @@ use crate::rpc::{
     DecisionSummary, GovernorApiClient, JournalReceipt, SnapshotResult, Status, RATE_LIMITED,
     UNAUTHORIZED, UNKNOWN_EPOCH,
 };
+use crate::{errln, out, outln};
 
 /// Shown after an `unauthorized` error.
 const TOKEN_HINT: &str = "hint: pass --token or set TB_GOVERNOR_RPC_TOKEN; the daemon refuses \
@@ -199,7 +200,7 @@ fn block_on<F: Future>(fut: F) -> Result<F::Output> {
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -248,13 +249,71 @@ pub async fn fetch_snapshot(endpoint: &Endpoint, epoch: u64) -> Result<SnapshotR
 /// `tb-cli governor status`.
 pub fn status(args: &StatusArgs) -> Result<bool> {
     let endpoint = Endpoint::from_args(&args.rpc, None);
+    if args.watch {
+        return watch_status(&endpoint, Duration::from_secs(args.interval));
+    }
     let status = block_on(fetch_status(&endpoint))??;
     if args.rpc.json {
         print_json(&status)?;
     } else {
-        print!("{}", render_status(&status));
+        out!("{}", render_status(&status));
     }
     Ok(true)
+}
+
+/// `tb-cli governor status --watch`: fetches and redraws the status every `every` until Ctrl-C
+/// (exit 0) or until stdout is closed. A failed fetch is shown in the frame and retried, so the
+/// watch survives a daemon restart.
+fn watch_status(endpoint: &Endpoint, every: Duration) -> Result<bool> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stdout().is_terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let fetched = tokio::select! {
+                _ = &mut ctrl_c => return Ok(true),
+                r = fetch_status(endpoint) => r,
+            };
+            let body = match fetched {
+                Ok(status) => render_status(&status),
+                Err(e) => format!("error: {e:#}\n(retrying every {} s)\n", every.as_secs()),
+            };
+            let clock = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let frame = watch_frame(tty, every.as_secs(), &endpoint.url, clock, &body);
+            let mut out = std::io::stdout().lock();
+            match out.write_all(frame.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(true),
+                Err(e) => return Err(anyhow::Error::new(e).context("writing to stdout")),
+            }
+            drop(out);
+            tokio::select! {
+                _ = &mut ctrl_c => return Ok(true),
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    })
+}
+
+/// One `--watch` frame: on a terminal the screen is cleared first; every frame starts with a
+/// header line `Every N s: tb-cli governor status (URL)  HH:MM:SS UTC  Ctrl-C to stop`.
+pub fn watch_frame(tty: bool, every_secs: u64, url: &str, unix_secs: u64, body: &str) -> String {
+    let day = unix_secs % 86_400;
+    let clear = if tty { "\x1b[H\x1b[2J" } else { "" };
+    format!(
+        "{clear}Every {every_secs} s: tb-cli governor status ({url})  {:02}:{:02}:{:02} UTC  \
+         Ctrl-C to stop\n\n{body}\n",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60
+    )
 }
 
 /// `tb-cli governor intents`.
@@ -264,7 +323,7 @@ pub fn intents(args: &IntentsArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&crate::rpc::IntentsResult { intents })?;
     } else {
-        print!("{}", render_intents(&intents));
+        out!("{}", render_intents(&intents));
     }
     Ok(true)
 }
@@ -276,7 +335,7 @@ pub fn decisions(args: &DecisionsArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&crate::rpc::DecisionsResult { decisions })?;
     } else {
-        print!("{}", render_decisions(&decisions));
+        out!("{}", render_decisions(&decisions));
     }
     Ok(true)
 }
@@ -289,7 +348,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
         if args.rpc.json {
             print_json(&result)?;
         } else {
-            print!("{}", render_snapshot(&result));
+            out!("{}", render_snapshot(&result));
         }
         return Ok(true);
     };
@@ -300,18 +359,18 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
     match written {
         Ok(()) => {
             if !args.rpc.json {
-                println!("wrote {}", out.display());
-                println!("snapshot_hash={}", result.snapshot_hash);
-                println!("check it with: b3sum {}", out.display());
+                outln!("wrote {}", out.display());
+                outln!("snapshot_hash={}", result.snapshot_hash);
+                outln!("check it with: b3sum {}", out.display());
                 if !result.attestation_state.is_empty() {
-                    println!("attestation={}", result.attestation_state);
-                    println!("hint: {}", result.attestation_hint);
+                    outln!("attestation={}", result.attestation_state);
+                    outln!("hint: {}", result.attestation_hint);
                 }
             }
             Ok(true)
         }
         Err(problem) => {
-            eprintln!("error: {problem}");
+            errln!("error: {problem}");
             Ok(false)
         }
     }
@@ -354,7 +413,7 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&receipt)?;
     } else {
-        println!(
+        outln!(
             "{}",
             render_receipt(&format!("manual exit of {}", args.gate), &receipt)
         );
@@ -363,10 +422,10 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
         match mode {
             Ok(mode) => {
                 if let Some(note) = exit_mode_note(mode, receipt.effective_epoch) {
-                    println!("{note}");
+                    outln!("{note}");
                 }
             }
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "note: could not read the governor's mode ({e:#}); runtime params change only in \
                  apply mode"
             ),
@@ -416,7 +475,7 @@ pub fn mode(args: &ModeArgs) -> Result<bool> {
     if args.rpc.json {
         print_json(&receipt)?;
     } else {
-        println!(
+        outln!(
             "{}",
             render_receipt(&format!("mode change to {}", args.mode), &receipt)
         );
@@ -1221,6 +1280,21 @@ mod tests {
         let note = exit_mode_note(Mode::Paused, 12).unwrap();
         assert!(note.contains("paused close is ignored"), "{note}");
         assert!(note.contains("tb-cli governor mode apply"), "{note}");
+    }
+
+    #[test]
+    fn watch_frames_clear_the_screen_only_on_a_terminal() {
+        let frame = watch_frame(true, 2, "http://127.0.0.1:7878", 86_400 + 3_723, "body\n");
+        assert!(
+            frame.starts_with("\x1b[H\x1b[2JEvery 2 s: tb-cli governor status"),
+            "{frame:?}"
+        );
+        assert!(frame.contains("(http://127.0.0.1:7878)  01:02:03 UTC  Ctrl-C to stop\n\nbody\n"));
+        let piped = watch_frame(false, 5, "u", 0, "b");
+        assert_eq!(
+            piped,
+            "Every 5 s: tb-cli governor status (u)  00:00:00 UTC  Ctrl-C to stop\n\nb\n"
+        );
     }
 
     #[test]

@@ -14,9 +14,11 @@ use tb_replay::sim::{self, Scenario, SimConfig};
 
 use super::offline::{replay_decisions, Inputs};
 use crate::cli::{DemoArgs, EngineArgs};
+use crate::daemon::datadir::{DataDirLock, LOCK_FILE};
 use crate::daemon::files::JournalFile;
 use crate::daemon::{journal_mode, FIRST_START_REASON};
 use crate::engine::Action;
+use crate::outln;
 
 /// Marks a directory as the demo's own, so a rerun may clear it.
 const MARKER: &str = ".tb-demo";
@@ -77,7 +79,15 @@ key_file = "{key}"
 
 /// Runs the demo.
 pub fn run(args: &DemoArgs) -> Result<()> {
+    // A daemon serving a previous demo's data directory holds its lock: refuse to clear it.
+    let previous = args.dir.join("data");
+    let previous_lock = if previous.join(LOCK_FILE).exists() {
+        Some(DataDirLock::acquire(&previous)?)
+    } else {
+        None
+    };
     fresh_dir(&args.dir)?;
+    drop(previous_lock);
     let dir = args
         .dir
         .canonicalize()
@@ -99,9 +109,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
     // The journal the daemon writes on its first start, so `run` later reproduces these files.
     let data = dir.join("data");
-    std::fs::create_dir_all(&data)?;
+    let mut data_lock = DataDirLock::acquire(&data)?;
+    data_lock.record_pid()?;
     let journal_path = data.join("journal.jsonl");
     let mut journal = JournalFile::load(&journal_path)?;
+    journal.open_for_append()?;
     journal_mode(&mut journal, Mode::Shadow, FIRST_START_REASON)?;
 
     let inputs = Inputs::from_config(config)?;
@@ -139,17 +151,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let checks = verify_dir(&decisions, &[signer.verifying_key()])?;
     let matched = checks.iter().filter(|c| c.problem.is_none()).count();
 
-    println!(
+    outln!(
         "The Block launch demo: {blocks} blocks, 12 epochs of 120 (seed {}).",
         args.seed
     );
-    println!(
+    outln!(
         "Story: a healthy launch, a storage market shock in epochs {}-{} (storage delivers 1/100 of \
          its usual units), then recovery; hostile receipts throughout.",
         sim::SHOCK_FIRST_EPOCH,
         sim::SHOCK_FIRST_EPOCH + sim::SHOCK_EPOCHS - 1
     );
-    println!("\nGates (shadow mode: the governor records what it would do; nothing is applied)");
+    outln!("\nGates (shadow mode: the governor records what it would do; nothing is applied)");
     let mut by_epoch: BTreeMap<(u64, Action), Vec<(String, String)>> = BTreeMap::new();
     for (epoch, action, gate, reason) in story {
         by_epoch
@@ -169,56 +181,54 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             Action::Enter => format!("takes effect from epoch {}", epoch + 2),
             Action::Exit => format!("takes effect from epoch {}", epoch + 1),
         };
-        println!(
+        outln!(
             "  epoch {epoch:>2}: {verb:<7} {} ({why}; {when})",
             names.join(", ")
         );
     }
     let total_rejected: u64 = rejected.values().sum();
-    println!("\nReceipts: {accepted} accepted, {total_rejected} rejected");
+    outln!("\nReceipts: {accepted} accepted, {total_rejected} rejected");
     for (reason, n) in &rejected {
-        println!("  {reason:<18} {n}");
+        outln!("  {reason:<18} {n}");
     }
-    println!(
+    outln!(
         "\nVerification: {matched}/{} decision files: Attestation matches (demo key {})",
         checks.len(),
         signer.keyid()
     );
     let show = |p: PathBuf| p.display().to_string();
-    println!("\nFiles");
-    println!("  chain        {}", show(dir.join("sim/chain")));
-    println!("  snapshots    {}", show(dir.join("snapshots")));
-    println!(
+    outln!("\nFiles");
+    outln!("  chain        {}", show(dir.join("sim/chain")));
+    outln!("  snapshots    {}", show(dir.join("snapshots")));
+    outln!(
         "  decisions    {} (signed .sig sidecars)",
         show(data.join("decisions"))
     );
-    println!("  journal      {}", show(journal_path.clone()));
-    println!("  config       {}", show(config_path.clone()));
-    println!(
+    outln!("  journal      {}", show(journal_path.clone()));
+    outln!("  config       {}", show(config_path.clone()));
+    outln!(
         "  demo key     {} (public key {})",
         show(dir.join("node.key")),
         signer.public_key_hex()
     );
     let (last_epoch, last_hash) = hashes.last().cloned().unwrap_or_default();
-    println!(
-        "\nTry next (from a checkout, prefix each with `cargo run --release --bin <tool> --`)"
-    );
-    println!(
+    outln!("\nTry next (from a checkout, prefix each with `cargo run --release --bin <tool> --`)");
+    outln!(
         "  tb-cli governor verify --decisions {} --trusted-key {}",
         show(data.join("decisions")),
         signer.public_key_hex()
     );
-    println!(
+    outln!(
         "  b3sum {}    # prints {last_hash}",
         show(dir.join(format!("snapshots/epoch-{last_epoch:020}.json")))
     );
-    println!(
+    outln!(
         "  tb-cli governor audit --config {} --journal {} --decisions {}",
         show(config_path.clone()),
         show(journal_path),
         show(data.join("decisions"))
     );
-    println!(
+    outln!(
         "  tb-governor run --config {}    # then: tb-cli governor status",
         show(config_path)
     );

@@ -7,6 +7,7 @@ pub mod keygen;
 pub mod offline;
 pub mod replay;
 pub mod run;
+pub mod shell;
 pub mod sign;
 pub mod simulate;
 pub mod verify;

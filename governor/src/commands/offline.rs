@@ -14,6 +14,7 @@ use crate::cli::{ChainArgs, EngineArgs};
 use crate::engine::journal::parse_journal;
 use crate::engine::ClosedDecision;
 use crate::engine::{Engine, EngineConfig, JournalEvent};
+use crate::errln;
 
 /// Bytes of complete lines read per step.
 const BATCH_BYTES: usize = 4 << 20;
@@ -125,6 +126,10 @@ pub fn replay_all(
         }
         blocks += step.blocks as u64;
         bar.set_position(blocks);
+        if let Some(e) = step.read_error {
+            bar.finish_and_clear();
+            return Err(anyhow::Error::new(e).context("reading the chain"));
+        }
         if let Some(stall) = step.stall {
             bar.finish_and_clear();
             return Err(anyhow::Error::new(stall).context(format!(
@@ -138,7 +143,7 @@ pub fn replay_all(
     }
     bar.finish_and_clear();
     if reader.pending_bytes() > 0 {
-        eprintln!(
+        errln!(
             "note: {}:{}: unterminated last line ({} bytes) not read: a writer may be mid-line",
             reader.position().file,
             reader.position().line,

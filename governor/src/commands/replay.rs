@@ -6,7 +6,9 @@ use tb_replay::ClosedEpoch;
 
 use super::offline::{replay_decisions, Inputs};
 use crate::cli::ReplayArgs;
+use crate::daemon::datadir::DataDirLock;
 use crate::signing::load_signer;
+use crate::{errln, outln};
 
 /// One human line per closed epoch: hash, accepted and rejected counts.
 pub fn epoch_line(c: &ClosedEpoch) -> String {
@@ -34,6 +36,9 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = Inputs::resolve(&args.input)?;
     let signer: Option<Signer> = load_signer(&inputs.config)?;
+    // --out may be a daemon's data directory: never write into one another process is using.
+    let mut out_lock = DataDirLock::acquire(&args.out)?;
+    out_lock.record_pid()?;
     let snapshots = RecordStore::open(args.out.join("snapshots"), "snapshot")?;
     let decisions = RecordStore::open(args.out.join("decisions"), "decision")?;
     let mut epochs = 0u64;
@@ -51,9 +56,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
                     .write_sidecar(epoch, &sidecar)
                     .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
             }
-            println!("{}", epoch_line(closed));
+            outln!("{}", epoch_line(closed));
             for intent in &decision.decision.intents {
-                println!(
+                outln!(
                     "         intent {} ({}, applies from epoch {}): {}",
                     intent.id,
                     intent.state.as_str(),
@@ -65,7 +70,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             Ok(())
         },
     )?;
-    println!(
+    outln!(
         "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}{}",
         snapshots.dir().display(),
         decisions.dir().display(),
@@ -75,7 +80,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         }
     );
     if epochs == 0 && blocks == 0 {
-        eprintln!(
+        errln!(
             "hint: {} holds no complete block yet (files must be named *.jsonl)",
             inputs.chain_dir.display()
         );

@@ -8,12 +8,16 @@ use tokio::sync::mpsc;
 
 use crate::cli::RunArgs;
 use crate::daemon;
+use crate::outln;
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP re-reads the configuration.
 pub fn run(args: &RunArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr is a closed pipe) is dropped; reporting it
+        // would be another write to stderr, which panics in `eprintln!`.
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -47,7 +51,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         };
         daemon::run(args.config.clone(), shutdown, reload_rx, |addr| {
             // One machine-readable line on stdout, so scripts (and tests) can find the port.
-            println!("listening on http://{addr}");
+            outln!("listening on http://{addr}");
             let _ = std::io::stdout().flush();
         })
         .await

@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use tb_replay::sim::{self, SimConfig};
 
 use crate::cli::SimulateArgs;
+use crate::outln;
 
 /// Writes the simulated chain and prints where it went.
 pub fn run(args: &SimulateArgs) -> Result<()> {
@@ -22,7 +23,7 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
     };
     sim::write_to_dir(&cfg, &args.out)
         .with_context(|| format!("writing the simulated chain to {}", args.out.display()))?;
-    println!(
+    outln!(
         "simulated {} blocks ({} epochs of {}, scenario {}, seed {}, chain id {})",
         cfg.epochs * cfg.epoch_blocks,
         cfg.epochs,
@@ -31,9 +32,9 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         cfg.seed,
         cfg.chain_id
     );
-    println!("  chain:     {}", args.out.join("chain").display());
-    println!("  providers: {}", args.out.join("providers.json").display());
-    println!(
+    outln!("  chain:     {}", args.out.join("chain").display());
+    outln!("  providers: {}", args.out.join("providers.json").display());
+    outln!(
         "  keys:      {} (test keys only)",
         args.out.join("keys.json").display()
     );

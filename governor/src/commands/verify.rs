@@ -6,6 +6,7 @@ use serde_json::json;
 use tb_decisions::{verify_dir, RecordStore};
 
 use crate::cli::VerifyArgs;
+use crate::outln;
 
 /// Parses a `--trusted-key` value.
 pub fn parse_trusted_key(text: &str) -> Result<VerifyingKey> {
@@ -46,24 +47,24 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
             })
             .collect();
         let out = json!({ "decisions": args.decisions, "ok": ok, "epochs": epochs });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ok);
     }
     for c in &checks {
         match &c.problem {
-            None => println!(
+            None => outln!(
                 "epoch {}: Attestation matches (keyid {}, decision_hash {})",
                 c.epoch,
                 c.keyid.as_deref().unwrap_or("?"),
                 c.decision_hash
             ),
-            Some(p) => println!("epoch {}: FAILED: {p}", c.epoch),
+            Some(p) => outln!("epoch {}: FAILED: {p}", c.epoch),
         }
     }
     if checks.is_empty() {
-        println!("no decision files in {}", args.decisions.display());
+        outln!("no decision files in {}", args.decisions.display());
     } else {
-        println!(
+        outln!(
             "verified {} epochs: {} match, {failed} failed",
             checks.len(),
             checks.len() - failed

@@ -21,7 +21,29 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// `journal.jsonl`: append-only, fsynced before an action is acknowledged.
+/// Removes the temp files (`.tmp-*`) an interrupted [`write_replace`] left in `dir`; a missing
+/// directory has none. Only for the directory's single writer, at start.
+pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// `journal.jsonl`: append-only, fsynced before an action is acknowledged. An append is all or
+/// nothing: a failed write or fsync is rolled back to the previous length before the error is
+/// reported, so the file only ever holds acknowledged lines (plus, after a crash mid-append, one
+/// unterminated line that [`JournalFile::open_for_append`] cuts off).
 #[derive(Debug)]
 pub struct JournalFile {
     path: PathBuf,
@@ -29,6 +51,12 @@ pub struct JournalFile {
     pub events: Vec<JournalEvent>,
     /// The last epoch closed or already decided on disk: runtime events take the next one.
     pub last_closed: Option<u64>,
+    /// Bytes of complete lines: the file's length after the last acknowledged append.
+    len: u64,
+    /// Bytes after the last complete line when loaded (a crash mid-append).
+    torn: u64,
+    /// Appends are allowed ([`JournalFile::open_for_append`] was called).
+    open: bool,
 }
 
 /// The journal could not be read or written.
@@ -50,40 +78,132 @@ pub enum JournalFileError {
         /// The error.
         source: JournalError,
     },
+    /// An append failed; the file was rolled back to its previous length.
+    #[error(
+        "{path}: appending seq {seq} failed ({source}); the journal was rolled back to its last \
+         acknowledged event and nothing was journaled"
+    )]
+    RolledBack {
+        /// The journal file.
+        path: PathBuf,
+        /// The seq the event would have had.
+        seq: u64,
+        /// The error.
+        source: io::Error,
+    },
+    /// An append failed and so did the rollback; the next append retries the rollback.
+    #[error(
+        "{path}: appending seq {seq} failed ({source}) and cutting the partial line off failed \
+         too ({rollback}); nothing was journaled, and the next append (or restart) cuts it off"
+    )]
+    RollbackFailed {
+        /// The journal file.
+        path: PathBuf,
+        /// The seq the event would have had.
+        seq: u64,
+        /// The append's error.
+        source: io::Error,
+        /// The rollback's error.
+        rollback: io::Error,
+    },
+    /// The file is shorter than what this process wrote: something changed it underneath.
+    #[error(
+        "{path} is {on_disk} bytes but this process has written {expected}: it was truncated \
+         or replaced underneath; nothing was journaled (restart the daemon to re-read it)"
+    )]
+    Changed {
+        /// The journal file.
+        path: PathBuf,
+        /// Its length now.
+        on_disk: u64,
+        /// The length this process left.
+        expected: u64,
+    },
+    /// Appends before start-up finished.
+    #[error("{path} is not open for appends yet (the daemon is starting); retry")]
+    NotOpen {
+        /// The journal file.
+        path: PathBuf,
+    },
 }
 
 impl JournalFile {
-    /// Loads the journal (a missing file is an empty journal). An unterminated last line (a
-    /// crash mid-append, never acknowledged) is cut off so later appends stay well-formed.
+    /// Reads and checks the journal without writing anything (a missing file is an empty
+    /// journal). An unterminated last line (a crash mid-append, never acknowledged) is left out
+    /// of the events; [`JournalFile::open_for_append`] cuts it off.
     pub fn load(path: &Path) -> Result<Self, JournalFileError> {
-        let io = |source| JournalFileError::Io {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(JournalFileError::Io {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let parse = |source| JournalFileError::Parse {
             path: path.to_owned(),
             source,
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(e)),
-        };
-        let events = parse_journal(&text).map_err(|source| JournalFileError::Parse {
-            path: path.to_owned(),
-            source,
+        let text = std::str::from_utf8(&bytes[..complete]).map_err(|e| {
+            let at = e.valid_up_to();
+            parse(JournalError {
+                line: bytes[..at].iter().filter(|b| **b == b'\n').count() + 1,
+                message: format!("not UTF-8 (byte {at} of the file)"),
+            })
         })?;
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io)?;
-            f.set_len(complete as u64)
-                .and_then(|()| f.sync_all())
-                .map_err(io)?;
-        }
+        let events = parse_journal(text).map_err(parse)?;
         Ok(JournalFile {
             path: path.to_owned(),
             events,
             last_closed: None,
+            len: complete as u64,
+            torn: (bytes.len() - complete) as u64,
+            open: false,
         })
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes after the last complete line when the journal was loaded (0 once cut off).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn
+    }
+
+    /// Allows appends, first cutting off an unterminated last line left by a crash mid-append
+    /// (it was never acknowledged). Returns the number of bytes cut off.
+    pub fn open_for_append(&mut self) -> Result<u64, JournalFileError> {
+        let torn = self.torn;
+        if torn > 0 {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .map_err(|source| self.io(source))?;
+            f.set_len(self.len)
+                .and_then(|()| f.sync_all())
+                .map_err(|source| self.io(source))?;
+            tracing::warn!(
+                file = %self.path.display(),
+                bytes = torn,
+                "cut off an unterminated last journal line of {torn} bytes (an append interrupted \
+                 before it was acknowledged)"
+            );
+            self.torn = 0;
+        }
+        self.open = true;
+        Ok(torn)
+    }
+
+    fn io(&self, source: io::Error) -> JournalFileError {
+        JournalFileError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The mode after the last `set_mode` event, if any.
@@ -99,7 +219,8 @@ impl JournalFile {
         self.last_closed.map_or(0, |e| e + 1)
     }
 
-    /// Appends an event durably and returns it.
+    /// Appends an event durably (written and fsynced) and returns it. On any error the file is
+    /// back at its previous length and the in-memory events are unchanged.
     pub fn append(
         &mut self,
         kind: EventKind,
@@ -108,6 +229,11 @@ impl JournalFile {
         reason: &str,
         operator: &str,
     ) -> Result<JournalEvent, JournalFileError> {
+        if !self.open {
+            return Err(JournalFileError::NotOpen {
+                path: self.path.clone(),
+            });
+        }
         let event = JournalEvent {
             seq: self.events.len() as u64,
             effective_epoch: self.next_epoch(),
@@ -117,24 +243,76 @@ impl JournalFile {
             reason: reason.to_owned(),
             operator: operator.to_owned(),
         };
-        let mut line = serde_json::to_vec(&event).map_err(|e| JournalFileError::Io {
-            path: self.path.clone(),
-            source: io::Error::other(e),
-        })?;
+        let mut line = serde_json::to_vec(&event).map_err(|e| self.io(io::Error::other(e)))?;
         line.push(b'\n');
-        let io = |source| JournalFileError::Io {
-            path: self.path.clone(),
-            source,
-        };
+        // Only the first append may create the file: a journal deleted underneath is an error.
         let mut f = std::fs::OpenOptions::new()
-            .create(true)
+            .create(self.len == 0)
             .append(true)
             .open(&self.path)
-            .map_err(io)?;
-        f.write_all(&line).and_then(|()| f.sync_all()).map_err(io)?;
+            .map_err(|source| self.io(source))?;
+        let on_disk = f.metadata().map_err(|source| self.io(source))?.len();
+        if on_disk < self.len {
+            return Err(JournalFileError::Changed {
+                path: self.path.clone(),
+                on_disk,
+                expected: self.len,
+            });
+        }
+        if on_disk > self.len {
+            // A partial line an earlier failed append could not cut off.
+            f.set_len(self.len)
+                .and_then(|()| f.sync_all())
+                .map_err(|source| self.io(source))?;
+            tracing::warn!(
+                file = %self.path.display(),
+                bytes = on_disk - self.len,
+                "cut off the partial line of an earlier failed append"
+            );
+        }
+        let written = write_line(&mut f, &line)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| {
+                // A new file's directory entry must be durable too.
+                if self.len == 0 {
+                    let dir = self.path.parent().unwrap_or_else(|| Path::new("."));
+                    std::fs::File::open(dir)?.sync_all()
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(source) = written {
+            let seq = event.seq;
+            let path = self.path.clone();
+            return Err(match f.set_len(self.len).and_then(|()| f.sync_all()) {
+                Ok(()) => JournalFileError::RolledBack { path, seq, source },
+                Err(rollback) => JournalFileError::RollbackFailed {
+                    path,
+                    seq,
+                    source,
+                    rollback,
+                },
+            });
+        }
+        self.len += line.len() as u64;
         self.events.push(event.clone());
         Ok(event)
     }
+}
+
+/// Writes one journal line; the `journal-torn-append` test fault writes half of it and fails.
+fn write_line(f: &mut std::fs::File, line: &[u8]) -> io::Result<()> {
+    if let Some(marker) = super::fault::requested("journal-torn-append") {
+        if Path::new(&marker).exists() {
+            let half = line.len() / 2;
+            f.write_all(&line[..half])?;
+            return Err(io::Error::other(format!(
+                "injected fault journal-torn-append: the write stopped after {half} of {} bytes",
+                line.len()
+            )));
+        }
+    }
+    f.write_all(line)
 }
 
 /// What the daemon remembers beyond replay and engine state, so a restart needs no history scan.
@@ -185,4 +363,93 @@ pub struct RuntimeParams {
     pub params_hash: String,
     /// The decision that set them.
     pub decision_hash: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(j: &mut JournalFile, reason: &str) -> Result<JournalEvent, JournalFileError> {
+        j.append(EventKind::SetMode, Some(Mode::Paused), None, reason, "test")
+    }
+
+    #[test]
+    fn loading_writes_nothing_and_opening_cuts_an_unterminated_last_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.jsonl");
+        let mut j = JournalFile::load(&path).unwrap();
+        assert!(matches!(
+            append(&mut j, "early"),
+            Err(JournalFileError::NotOpen { .. })
+        ));
+        assert!(!path.exists(), "an append before opening created the file");
+        j.open_for_append().unwrap();
+        append(&mut j, "first").unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(b"{\"seq\":1,\"effective_ep");
+        std::fs::write(&path, &torn).unwrap();
+
+        let mut j = JournalFile::load(&path).unwrap();
+        assert_eq!(j.events.len(), 1);
+        assert_eq!(j.torn_bytes(), 22);
+        assert_eq!(std::fs::read(&path).unwrap(), torn, "load must not write");
+        assert_eq!(j.open_for_append().unwrap(), 22);
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+        assert_eq!(append(&mut j, "second").unwrap().seq, 1);
+        assert_eq!(JournalFile::load(&path).unwrap().events.len(), 2);
+    }
+
+    #[test]
+    fn a_partial_line_left_on_disk_is_cut_before_the_next_append() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.jsonl");
+        let mut j = JournalFile::load(&path).unwrap();
+        j.open_for_append().unwrap();
+        append(&mut j, "first").unwrap();
+        // What a failed append whose rollback also failed leaves behind.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"seq\":1,").unwrap();
+        drop(f);
+        append(&mut j, "second").unwrap();
+        let reloaded = JournalFile::load(&path).unwrap();
+        assert_eq!(reloaded.torn_bytes(), 0);
+        assert_eq!(reloaded.events, j.events);
+    }
+
+    #[test]
+    fn a_journal_shortened_underneath_is_refused_and_nothing_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.jsonl");
+        let mut j = JournalFile::load(&path).unwrap();
+        j.open_for_append().unwrap();
+        append(&mut j, "first").unwrap();
+        append(&mut j, "second").unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..10]).unwrap();
+        let err = append(&mut j, "third").unwrap_err();
+        assert!(matches!(err, JournalFileError::Changed { .. }), "{err}");
+        assert_eq!(j.events.len(), 2);
+        assert_eq!(std::fs::read(&path).unwrap(), &bytes[..10]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(append(&mut j, "fourth").is_err());
+        assert!(!path.exists(), "a deleted journal was recreated");
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_a_missing_directory_has_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".tmp-abc"), b"x").unwrap();
+        std::fs::write(tmp.path().join("keep.json"), b"x").unwrap();
+        assert_eq!(remove_stale_temp_files(tmp.path()).unwrap(), 1);
+        assert!(tmp.path().join("keep.json").exists());
+        assert!(!tmp.path().join(".tmp-abc").exists());
+        assert_eq!(
+            remove_stale_temp_files(&tmp.path().join("nope")).unwrap(),
+            0
+        );
+    }
 }

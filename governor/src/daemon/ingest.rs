@@ -52,6 +52,9 @@ impl Ingest {
     /// Runs until `stop` fires (or its sender is dropped). A write failure halts ingestion
     /// (shown in status); RPC keeps serving.
     pub fn run(mut self, stop: Receiver<()>) {
+        if super::fault::requested("ingest-panic").is_some() {
+            panic!("injected fault ingest-panic ({})", super::fault::FAULT_VAR);
+        }
         if let Some(why) = self.halted.take() {
             tracing::error!("ingest halted: {why}");
             write(&self.shared.view).ingest.stall = Some(format!("halted: {why}"));
@@ -59,8 +62,8 @@ impl Ingest {
             return;
         }
         // A crash between the checkpoint and the params file leaves the params one close
-        // behind: republish them (and rerun the hook) for the last close before ingesting.
-        if let Err(e) = self.apply_params() {
+        // behind: bring them up to date (apply mode only, and only if they differ).
+        if let Err(e) = self.apply_params(true) {
             tracing::error!("republishing runtime params failed: {e:#}");
         }
         loop {
@@ -87,31 +90,75 @@ impl Ingest {
         }
     }
 
-    /// One read-and-apply step; true when blocks were applied.
+    /// One read-and-apply step; true when blocks were applied. A chain that cannot be read or
+    /// stops at a bad line is a stall (retried at every poll); an error here is a write failure
+    /// that halts ingestion.
     fn step(&mut self) -> Result<bool> {
         let before = self.reader.position().clone();
         let step = match feed::step(&mut self.reader, &mut self.replayer, STEP_BYTES) {
             Ok(s) => s,
             Err(e) => {
+                // Nothing was applied and the reader did not move: the next poll retries.
                 self.publish_position(Some(e.to_string()));
                 return Ok(false);
             }
         };
+        let stall = match (&step.stall, &step.read_error) {
+            (Some(e), _) => Some(e.to_string()),
+            (None, Some(e)) => Some(e.to_string()),
+            (None, None) => None,
+        };
+        // A stall the step got past is cleared before its closes are shown, so that a close seen
+        // in status never comes with it; a new stall is shown after them (with the tip), so that
+        // a stall seen in status comes with every block applied before it.
+        if stall.is_none() {
+            self.publish_stall(None);
+        }
+        self.record(&step)?;
+        let caught_up = step.blocks == 0 && stall.is_none();
+        self.publish_position(stall);
+        self.publish_backlog(&before, caught_up);
+        Ok(step.blocks > 0)
+    }
+
+    /// Writes what a step closed: decision files, then the checkpoint and the runtime params.
+    fn record(&mut self, step: &feed::Step) -> Result<()> {
         for (closed, position) in &step.closed {
             self.close(closed, position)?;
         }
         if let Some((last, _)) = step.closed.last() {
             self.checkpoint(last.snapshot.epoch)?;
-            self.apply_params()?;
+            self.apply_params(false)?;
         }
-        let stall = step.stall.as_ref().map(|e| e.to_string());
-        let known = super::state::read(&self.shared.view).ingest.stall.clone();
-        if let Some(s) = stall.as_ref().filter(|s| known.as_ref() != Some(*s)) {
-            tracing::warn!("ingest stalled: {s}");
+        Ok(())
+    }
+
+    /// Publishes the stall (status and `governor_ingest_stalled`), logging it once each time it
+    /// starts or changes, and when it clears.
+    fn publish_stall(&self, stall: Option<String>) {
+        self.set_stall(&mut write(&self.shared.view), stall);
+    }
+
+    fn set_stall(&self, view: &mut super::state::View, stall: Option<String>) {
+        self.shared.metrics.set_ingest(stall.as_deref());
+        if view.ingest.stall == stall {
+            return;
         }
-        self.publish_position(stall);
-        self.publish_backlog(&before, step.blocks == 0 && step.stall.is_none());
-        Ok(step.blocks > 0)
+        let pos = self.reader.position();
+        match (&stall, &view.ingest.stall) {
+            (Some(s), _) => tracing::warn!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest stalled: {s}"
+            ),
+            (None, Some(was)) => tracing::info!(
+                file = %pos.file,
+                line = pos.line,
+                "ingest resumed (it was stalled: {was})"
+            ),
+            (None, None) => {}
+        }
+        view.ingest.stall = stall;
     }
 
     /// Updates the receipt backlog after a step from `before`; `caught_up` when the step found
@@ -133,6 +180,7 @@ impl Ingest {
         write(&self.shared.view).pending_receipts = pending;
     }
 
+    /// Publishes the reading position, the tip and the stall, together.
     fn publish_position(&self, stall: Option<String>) {
         let pos = self.reader.position().clone();
         let tip = self
@@ -150,7 +198,7 @@ impl Ingest {
         view.tip_height = tip;
         view.ingest.file = pos.file;
         view.ingest.line = pos.line;
-        view.ingest.stall = stall;
+        self.set_stall(&mut view, stall);
     }
 
     fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {
@@ -253,8 +301,11 @@ impl Ingest {
             .with_context(|| format!("writing {}", self.checkpoint_path.display()))
     }
 
-    /// In apply mode, publishes the params in force and runs the hook.
-    fn apply_params(&self) -> Result<()> {
+    /// Publishes the params in force and runs the hook, when the last close was in apply mode
+    /// and `runtime/params.json` is missing or holds other bytes (an unchanged file is neither
+    /// rewritten nor pushed again). `at_start` (the republish before ingesting) also needs the
+    /// journal's current mode to be apply: a start in paused or shadow mode pushes nothing.
+    fn apply_params(&self, at_start: bool) -> Result<()> {
         let view = super::state::read(&self.shared.view);
         let Some(last) = &view.last else {
             return Ok(());
@@ -270,8 +321,27 @@ impl Ingest {
         };
         drop(view);
         let bytes = serde_json::to_vec_pretty(&doc)?;
-        write_replace(&self.params_path, &bytes)
-            .with_context(|| format!("writing {}", self.params_path.display()))?;
+        let current = std::fs::read(&self.params_path).ok();
+        let path = self.params_path.display();
+        if at_start {
+            let mode = self.shared.journal_summary().mode;
+            if mode != Mode::Apply {
+                if current.as_deref() != Some(&bytes[..]) {
+                    tracing::warn!(
+                        "{path} does not hold the params of the last apply-mode close (epoch \
+                         {}); the mode is now {mode}, so it is not rewritten and the hook is not \
+                         run",
+                        doc.epoch_effective - 1
+                    );
+                }
+                return Ok(());
+            }
+        }
+        if current.as_deref() == Some(&bytes[..]) {
+            tracing::debug!("{path} is up to date: not rewritten, hook not run");
+            return Ok(());
+        }
+        write_replace(&self.params_path, &bytes).with_context(|| format!("writing {path}"))?;
         if let Some(hook) = &self.hook {
             if let Err(e) = run_hook(hook, &self.params_path, self.hook_timeout) {
                 self.shared.metrics.governor_hook_failures.inc();

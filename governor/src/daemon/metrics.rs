@@ -2,14 +2,16 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use tb_config::Mode;
 use tb_replay::Snapshot;
 
+use super::state::{read, Shared};
 use crate::engine::{ClosedDecision, Gate, GateStatus};
 
 /// `{market}`.
@@ -101,6 +103,40 @@ pub struct Metrics {
     pub governor_decision_write_failures: Counter,
     pub governor_hook_failures: Counter,
     pub governor_rpc_requests: Family<RpcLabel, Counter>,
+    // The operator kit (alert rules, dashboard, status page): see `refresh` and `set_gauges`.
+    pub governor_ingest_stalled: Gauge,
+    pub governor_ingest_halted: Gauge,
+    pub governor_last_close_timestamp_seconds: Gauge,
+    pub governor_expected_epoch_seconds: FloatGauge,
+    pub governor_last_decision_attestation: Family<AttestationLabel, Gauge>,
+    pub proof_verification_budget_seconds: FloatGauge,
+    pub governor_http_connections_refused: Counter,
+}
+
+/// `{state}` of the last decision's attestation: `unsigned`, `unverified` or `verified`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttestationLabel {
+    /// unsigned / unverified / verified.
+    pub state: String,
+}
+
+/// The attestation states, in the order the gauge family lists them.
+pub const ATTESTATION_STATES: [&str; 3] = ["unsigned", "unverified", "verified"];
+
+/// Seconds since the Unix epoch by the wall clock (telemetry only; 0 if the clock is before 1970).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| int(d.as_secs()))
+}
+
+/// Expected wall time of one epoch from the chain itself: the epoch's median block spacing times
+/// its block count, in seconds; `None` when the epoch has no spacing (fewer than two blocks).
+#[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+fn expected_epoch_seconds(snap: &Snapshot) -> Option<f64> {
+    let median = snap.block_spacing.median_ms?;
+    let blocks = snap.last_height.checked_sub(snap.first_height)? + 1;
+    Some(median as f64 * blocks as f64 / 1e3)
 }
 
 fn int(v: u64) -> i64 {
@@ -169,6 +205,15 @@ impl Metrics {
         }
         m.governor_last_closed_epoch.set(-1);
         m.governor_tip_height.set(-1);
+        m.governor_last_close_timestamp_seconds.set(unix_now());
+        m.governor_expected_epoch_seconds.set(-1.0);
+        for state in ATTESTATION_STATES {
+            let _ = m
+                .governor_last_decision_attestation
+                .get_or_create(&AttestationLabel {
+                    state: state.to_owned(),
+                });
+        }
         m
     }
 
@@ -324,6 +369,44 @@ impl Metrics {
             "JSON-RPC requests by method and result code",
             m.governor_rpc_requests.clone(),
         );
+        r.register(
+            "governor_ingest_stalled",
+            "1 while ingestion waits at a chain line it cannot apply (status ingest.stall)",
+            m.governor_ingest_stalled.clone(),
+        );
+        r.register(
+            "governor_ingest_halted",
+            "1 after a write failure stopped ingestion until a restart",
+            m.governor_ingest_halted.clone(),
+        );
+        r.register(
+            "governor_last_close_timestamp_seconds",
+            "Unix time of this process's last epoch close (its start time before the first)",
+            m.governor_last_close_timestamp_seconds.clone(),
+        );
+        r.register(
+            "governor_expected_epoch_seconds",
+            "Median block spacing times blocks per epoch of the last closed epoch, seconds (-1 before)",
+            m.governor_expected_epoch_seconds.clone(),
+        );
+        r.register(
+            "governor_last_decision_attestation",
+            "1 for the attestation state of the last decision (0 for all before the first)",
+            m.governor_last_decision_attestation.clone(),
+        );
+        r.register(
+            "proof_verification_budget_seconds",
+            "Compute proof latency budget (chain.proof_verification_budget_ms), seconds",
+            m.proof_verification_budget_seconds.clone(),
+        );
+        r.register_collector(Box::new(ProcessCollector {
+            start_time_seconds: unix_now(),
+        }));
+        r.register(
+            "governor_http_connections_refused",
+            "HTTP connections answered 503 because rpc.max_connections were open",
+            m.governor_http_connections_refused.clone(),
+        );
         r
     }
 
@@ -341,6 +424,7 @@ impl Metrics {
     /// Records one closed epoch: gauges and counters.
     pub fn record_close(&self, snap: &Snapshot, decision: &ClosedDecision) {
         self.set_gauges(snap, &decision.decision);
+        self.governor_last_close_timestamp_seconds.set(unix_now());
         let d = &decision.decision;
         for (market, n) in snap.receipts.accepted_by_kind() {
             self.receipt_emitted
@@ -432,6 +516,8 @@ impl Metrics {
                 .set(int(g.exit_streak));
         }
         self.governor_last_closed_epoch.set(int(d.epoch));
+        self.governor_expected_epoch_seconds
+            .set(expected_epoch_seconds(snap).unwrap_or(-1.0));
     }
 
     fn count_intent(&self, gate: Gate, action: &str, outcome: &str) {
@@ -442,6 +528,124 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the gauges that mirror `governor.status` from the shared state; called on every
+    /// scrape, so they always agree with what status shows.
+    #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+    pub fn refresh(&self, shared: &Shared) {
+        self.proof_verification_budget_seconds
+            .set(shared.budget_ms as f64 / 1e3);
+        let view = read(&shared.view);
+        self.set_ingest(view.ingest.stall.as_deref());
+        self.set_attestation(view.last.as_ref().map(|l| (l.keyid.is_some(), l.verified)));
+    }
+
+    /// Stalled / halted from status's `ingest.stall` (a halt is reported as `halted: …`).
+    pub fn set_ingest(&self, stall: Option<&str>) {
+        let halted = stall.is_some_and(|s| s.starts_with("halted:"));
+        self.governor_ingest_halted.set(i64::from(halted));
+        self.governor_ingest_stalled
+            .set(i64::from(stall.is_some() && !halted));
+    }
+
+    /// The last decision's attestation: `(signed, verified)`, `None` before the first close.
+    pub fn set_attestation(&self, last: Option<(bool, bool)>) {
+        let current = last.map(|(signed, verified)| match (signed, verified) {
+            (false, _) => "unsigned",
+            (true, false) => "unverified",
+            (true, true) => "verified",
+        });
+        for state in ATTESTATION_STATES {
+            self.governor_last_decision_attestation
+                .get_or_create(&AttestationLabel {
+                    state: state.to_owned(),
+                })
+                .set(i64::from(current == Some(state)));
+        }
+    }
+}
+
+/// The standard `process_*` metrics, read from `/proc/self` on each scrape (Linux; a value that
+/// cannot be read is left out of that scrape).
+#[derive(Debug)]
+struct ProcessCollector {
+    start_time_seconds: i64,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`USER_HZ`, 100 on Linux).
+const USER_HZ: u64 = 100;
+
+impl ProcessCollector {
+    /// utime + stime of the whole process, in clock ticks.
+    fn cpu_ticks() -> Option<u64> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) may hold spaces: count fields after its closing ')'.
+        let rest = stat.get(stat.rfind(')')? + 1..)?;
+        let mut fields = rest.split_whitespace();
+        // `rest` starts at field 3 (state); utime and stime are fields 14 and 15.
+        let utime: u64 = fields.nth(11)?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(utime + stime)
+    }
+
+    fn resident_bytes() -> Option<i64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib: i64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        kib.checked_mul(1024)
+    }
+
+    fn open_fds() -> Option<i64> {
+        let n = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        i64::try_from(n).ok()
+    }
+}
+
+impl Collector for ProcessCollector {
+    #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if let Some(ticks) = Self::cpu_ticks() {
+            let c = ConstCounter::new(ticks as f64 / USER_HZ as f64);
+            c.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time of the daemon, seconds",
+                None,
+                c.metric_type(),
+            )?)?;
+        }
+        if let Some(bytes) = Self::resident_bytes() {
+            let g = ConstGauge::new(bytes);
+            g.encode(encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory of the daemon, bytes",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        if let Some(n) = Self::open_fds() {
+            let g = ConstGauge::new(n);
+            g.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Open file descriptors of the daemon",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        let g = ConstGauge::new(self.start_time_seconds);
+        g.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Unix time the daemon started serving, seconds",
+            None,
+            g.metric_type(),
+        )?)?;
+        Ok(())
     }
 }
 
@@ -526,8 +730,10 @@ mod tests {
             "governor_mode",
             "governor_last_closed_epoch",
             "governor_tip_height",
+            "governor_ingest_stalled",
             "governor_decision_write_failures_total",
             "governor_rpc_requests_total",
+            "governor_http_connections_refused_total",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
@@ -538,5 +744,61 @@ mod tests {
         assert!(text.contains("# TYPE economics_epoch_tx_count untyped"));
         assert!(!text.contains("# EOF"));
         assert!(text.contains("governor_mode{mode=\"shadow\"} 1"));
+        assert!(text.contains("\ngovernor_ingest_stalled 0\n"), "{text}");
+    }
+
+    fn exposition(m: &Metrics) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &Metrics::registry(m)).unwrap();
+        prometheus_text(&text)
+    }
+
+    #[test]
+    fn operator_kit_series_follow_status() {
+        let m = Metrics::new();
+        let text = exposition(&m);
+        for line in [
+            "# TYPE governor_ingest_stalled gauge",
+            "# TYPE governor_ingest_halted gauge",
+            "# TYPE governor_last_close_timestamp_seconds gauge",
+            "governor_expected_epoch_seconds -1",
+            "governor_last_decision_attestation{state=\"unsigned\"} 0",
+            "governor_last_decision_attestation{state=\"verified\"} 0",
+            "# TYPE proof_verification_budget_seconds gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
+            "# TYPE process_start_time_seconds gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("process_cpu_seconds_total ")));
+
+        m.set_ingest(Some(
+            "blocks-000000.jsonl:12: height: expected 11, found 12",
+        ));
+        m.set_attestation(Some((true, false)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 1\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 0\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"unverified\"} 1"));
+        assert!(text.contains("governor_last_decision_attestation{state=\"verified\"} 0"));
+
+        m.set_ingest(Some("halted: writing the decision of epoch 3: disk full"));
+        m.set_attestation(Some((false, false)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 0\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 1\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"unsigned\"} 1"));
+        assert!(text.contains("governor_last_decision_attestation{state=\"unverified\"} 0"));
+
+        m.set_ingest(None);
+        m.set_attestation(Some((true, true)));
+        let text = exposition(&m);
+        assert!(text.contains("governor_ingest_stalled 0\n"), "{text}");
+        assert!(text.contains("governor_ingest_halted 0\n"), "{text}");
+        assert!(text.contains("governor_last_decision_attestation{state=\"verified\"} 1"));
     }
 }

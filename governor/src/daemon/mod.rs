@@ -3,14 +3,21 @@
 //! [`run`] takes its shutdown trigger and reload requests as arguments, so tests (and `main`,
 //! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.
 //!
-//! Data dir: `decisions/` (decision files and sidecars), `journal.jsonl`,
-//! `state/checkpoint.json`, `runtime/params.json`.
+//! Data dir: `LOCK` (the exclusive lock, see [`datadir`]), `decisions/` (decision files and
+//! sidecars), `journal.jsonl`, `state/checkpoint.json`, `runtime/params.json`.
+//!
+//! Start-up runs every check that can refuse the start (configuration, providers file, signing
+//! key, the data directory lock, config drift, the journal, binding the listener) before its
+//! first write, so a refused start leaves the data directory as it found it.
 
 pub mod compat;
+pub mod datadir;
+pub mod fault;
 pub mod files;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod page;
 pub mod server;
 pub mod state;
 pub mod status;
@@ -29,6 +36,7 @@ use tb_replay::backlog::Backlog;
 use tb_replay::{ChainReader, Position, ReplayConfig, Replayer};
 use tokio::sync::mpsc;
 
+use self::datadir::DataDirLock;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
@@ -310,56 +318,48 @@ fn sign_at_start(
 }
 
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
-/// configuration. `on_ready` gets the bound RPC address once the server listens.
+/// configuration. `on_ready` gets the bound RPC address once the server listens and start-up
+/// has written what it needs to. An error after the start (the ingest thread panicked) is
+/// returned once the server has stopped.
 pub async fn run(
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     mut reload: mpsc::Receiver<()>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    // Checks first: nothing below writes into the data directory until every check passed.
     let config = Config::load_from_process_env(config_path.as_deref())?;
     let inputs = Inputs::from_config(config)?;
     let config = &inputs.config;
     let config_hash = inputs.config_hash();
+    let signer = load_signer(config)?;
     let data = config.governor.data_dir.clone();
-    for sub in ["state", "runtime"] {
-        let dir = data.join(sub);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    // A data directory that was used has its lock file: a second start is refused here, naming
+    // the holder, before it even tries the listen address the first process holds.
+    let early_lock = if data.join(datadir::LOCK_FILE).exists() {
+        Some(DataDirLock::acquire(&data)?)
+    } else {
+        None
+    };
+    let listener = http::bind(&config.rpc.listen).await?;
+    // A never-used directory gets its lock file (and the directory itself) only now.
+    let mut data_lock = match early_lock {
+        Some(held) => held,
+        None => DataDirLock::acquire(&data)?,
+    };
     let store = RecordStore::open(data.join("decisions"), "decision")?;
-    let stale = store.remove_stale_temp_files()?;
-    if stale > 0 {
-        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
-    }
     let listing = store.list()?;
     let newest = listing.records.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
     journal.last_closed = newest;
-    let first_start = journal.events.is_empty();
-    let want = config.mode();
-    journal_env_mode(
-        &mut journal,
-        want,
-        if first_start { "first start: " } else { "" },
-        &mode_env(want, process_env),
-        if first_start {
-            FIRST_START_REASON
-        } else {
-            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
-        },
-    )?;
     warn_key_without_signing(config);
-    let signer = load_signer(config)?;
-    let (unsigned, halted) = sign_at_start(&store, &listing, signer.as_ref())?;
     let checkpoint_path = data.join("state/checkpoint.json");
     let resumed = resume(&inputs, &store, &checkpoint_path);
-    tracing::info!("resuming from {}", resumed.from);
 
     let budget = config.chain.proof_verification_budget_ms;
     let st = resumed.engine.state();
     let (params, shadow_params) = (st.params.clone(), st.shadow_params.clone());
-    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
     let last = st
         .last_epoch
         .and_then(|e| read_last_close(&store, e, signer.as_ref()));
@@ -395,7 +395,8 @@ pub async fn run(
             shadow_params,
             config_reload_error: None,
             pending_receipts: Default::default(),
-            unsigned,
+            // Counted by the start-up signing in `first_writes`.
+            unsigned: Unsigned::default(),
         }),
         live: RwLock::new(Live {
             token: config.rpc.token.clone(),
@@ -403,7 +404,6 @@ pub async fn run(
         }),
         metrics: Metrics::new(),
     });
-    shared.metrics.set_mode(mode_now);
     shared
         .metrics
         .proof_verification_budget_ms
@@ -418,18 +418,40 @@ pub async fn run(
             .set(i64::try_from(t).unwrap_or(i64::MAX));
     }
 
+    // Until start-up has written below, the journal refuses appends, so an early RPC call
+    // cannot slip in before the start-up events.
     let module = server::Server {
         shared: shared.clone(),
     }
     .into_rpc();
     let (addr, handle) = http::serve(
-        &config.rpc.listen,
+        listener,
         module.into(),
         shared.clone(),
         config.rpc.max_body_bytes,
+        config.rpc.max_connections,
     )
     .await?;
-    tracing::info!("serving JSON-RPC, /metrics and /healthz on http://{addr}");
+
+    // The start is accepted: from here on, writes.
+    let started = first_writes(
+        &data,
+        &mut data_lock,
+        &shared,
+        config.mode(),
+        &listing,
+        signer.as_ref(),
+    );
+    let halted = match started {
+        Ok(halted) => halted,
+        Err(e) => {
+            let _ = handle.stop();
+            handle.stopped().await;
+            return Err(e);
+        }
+    };
+    tracing::info!("resuming from {}", resumed.from);
+    tracing::info!("serving JSON-RPC, the status page, /metrics and /healthz on http://{addr}");
     on_ready(addr);
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
@@ -448,25 +470,118 @@ pub async fn run(
         hook_timeout: Duration::from_millis(config.apply.hook_timeout_ms),
         poll: Duration::from_millis(config.chain.poll_ms),
     };
+    // Dropped when the thread ends, returning or panicking: wakes the loop below.
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel::<()>();
     let ingest_thread = std::thread::Builder::new()
         .name("ingest".to_owned())
-        .spawn(move || ingest.run(stop_rx))
+        .spawn(move || {
+            let _ended = ended_tx;
+            ingest.run(stop_rx);
+        })
         .context("starting the ingest thread")?;
 
     tokio::pin!(shutdown);
-    loop {
+    let ingest_ended = loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown => break false,
+            _ = &mut ended_rx => break true,
             Some(()) = reload.recv() => reload_config(&inputs, config_path.as_deref(), &shared),
         }
+    };
+    if ingest_ended {
+        tracing::error!("the ingest thread ended on its own: stopping the daemon");
+    } else {
+        tracing::info!("shutting down: finishing the write in progress");
     }
-    tracing::info!("shutting down: finishing the write in progress");
     let _ = stop_tx.send(());
-    let _ = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
+    let joined = tokio::task::spawn_blocking(move || ingest_thread.join()).await;
     let _ = handle.stop();
     handle.stopped().await;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    drop(data_lock);
+    match joined {
+        Ok(Ok(())) if !ingest_ended => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Ok(Ok(())) => anyhow::bail!("the ingest thread stopped without being asked to"),
+        Ok(Err(payload)) => {
+            let msg = panic_message(payload.as_ref());
+            tracing::error!("the ingest thread panicked: {msg}");
+            anyhow::bail!(
+                "the ingest thread panicked: {msg}; decision files written before it are intact \
+                 (restart the daemon to resume)"
+            )
+        }
+        Err(e) => anyhow::bail!("waiting for the ingest thread failed: {e}"),
+    }
+}
+
+/// The writes of an accepted start, in order: the lock file's PID, `state/` and `runtime/`,
+/// leftover temp files, the journal's unterminated last line, the configured mode, then the
+/// missing sidecars of the decision files in `listing` (with signing on). Returns the stall that
+/// stops ingestion when the decision chain does not verify.
+fn first_writes(
+    data: &Path,
+    data_lock: &mut DataDirLock,
+    shared: &Shared,
+    mode: Mode,
+    listing: &tb_decisions::Listing,
+    signer: Option<&tb_decisions::Signer>,
+) -> Result<Option<String>> {
+    data_lock.record_pid()?;
+    for sub in ["state", "runtime"] {
+        let dir = data.join(sub);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let stale = shared.decisions.remove_stale_temp_files()?;
+    if stale > 0 {
+        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
+    }
+    for sub in ["state", "runtime"] {
+        let dir = data.join(sub);
+        let stale = files::remove_stale_temp_files(&dir)
+            .with_context(|| format!("removing temp files from {}", dir.display()))?;
+        if stale > 0 {
+            tracing::info!("removed {stale} temp files an interrupted write left in {sub}/");
+        }
+    }
+    let mut journal = lock(&shared.journal);
+    journal.open_for_append()?;
+    let first_start = journal.events.is_empty();
+    journal_env_mode(
+        &mut journal,
+        mode,
+        if first_start { "first start: " } else { "" },
+        &mode_env(mode, process_env),
+        if first_start {
+            FIRST_START_REASON
+        } else {
+            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+        },
+    )?;
+    shared.publish_journal(&journal);
+    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
+    shared.metrics.set_mode(mode_now);
+    drop(journal);
+    let (unsigned, halted) = sign_at_start(&shared.decisions, listing, signer)?;
+    let mut view = write(&shared.view);
+    view.unsigned = unsigned;
+    // The last close's attestation as it is now that the missing sidecars were added.
+    if let Some(epoch) = view.last.as_ref().map(|l| l.decision.epoch) {
+        if let Some(l) = read_last_close(&shared.decisions, epoch, signer) {
+            view.last = Some(l);
+        }
+    }
+    Ok(halted)
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// SIGHUP: mode, token and rate limit change live; decision-relevant changes are refused.

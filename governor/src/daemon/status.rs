@@ -16,20 +16,7 @@ pub fn build(shared: &Shared) -> Status {
     let last = view.last.as_ref();
     let snap = last.map(|l| &l.decision.snapshot);
     let gates = last.map(|l| l.decision.gates.clone()).unwrap_or_default();
-    let economics = snap.map(|s| EconomicsSample {
-        epoch: s.epoch,
-        tx_count: s.tx_count,
-        tx_volume_micro: s.tx_volume_micro,
-        treasury_inflow_micro: s.treasury_inflow_micro,
-        unique_miners: s.unique_miners,
-        block_reward_per_block_micro: s.controls.block_reward_per_block_micro,
-        reward_volatility_bps: s.controls.reward_volatility_bps,
-        subsidy_share_bps: ["storage", "compute", "energy", "ad"]
-            .iter()
-            .zip(s.controls.subsidy_share_bps.as_array())
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect(),
-    });
+    let economics = snap.map(economics_sample);
     let mut gauges = BTreeMap::new();
     if let Some(s) = snap {
         for (name, m) in ["storage", "compute", "energy", "ad"]
@@ -125,6 +112,24 @@ fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> Strin
             format!("{main}; {others} other epochs are unsigned: {why}")
         }
         _ => format!("{main}; {others} other epochs are unsigned"),
+    }
+}
+
+/// The headline economics of one snapshot, as `governor.status` shows them.
+pub fn economics_sample(s: &tb_replay::Snapshot) -> EconomicsSample {
+    EconomicsSample {
+        epoch: s.epoch,
+        tx_count: s.tx_count,
+        tx_volume_micro: s.tx_volume_micro,
+        treasury_inflow_micro: s.treasury_inflow_micro,
+        unique_miners: s.unique_miners,
+        block_reward_per_block_micro: s.controls.block_reward_per_block_micro,
+        reward_volatility_bps: s.controls.reward_volatility_bps,
+        subsidy_share_bps: ["storage", "compute", "energy", "ad"]
+            .iter()
+            .zip(s.controls.subsidy_share_bps.as_array())
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
     }
 }
 
