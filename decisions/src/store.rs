@@ -203,15 +203,47 @@ impl RecordStore {
 
     /// The epochs that have a record, ascending.
     pub fn epochs(&self) -> Result<Vec<u64>, StoreError> {
-        let mut out = Vec::new();
+        Ok(self.list()?.records)
+    }
+
+    /// The epochs with a record and the epochs with a sidecar, each ascending, from one
+    /// directory listing.
+    pub fn list(&self) -> Result<Listing, StoreError> {
+        let mut out = Listing::default();
         for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
             let entry = entry.map_err(io_err("listing", &self.dir))?;
-            if let Some(e) = entry.file_name().to_str().and_then(parse_record_name) {
-                out.push(e);
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            match name.strip_suffix(".sig") {
+                Some(record) => out.sidecars.extend(parse_record_name(record)),
+                None => out.records.extend(parse_record_name(name)),
             }
         }
-        out.sort_unstable();
+        out.records.sort_unstable();
+        out.sidecars.sort_unstable();
         Ok(out)
+    }
+}
+
+/// What a record directory holds, by epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Epochs with a record file, ascending.
+    pub records: Vec<u64>,
+    /// Epochs with a sidecar, ascending (a sidecar without its record is listed too).
+    pub sidecars: Vec<u64>,
+}
+
+impl Listing {
+    /// Epochs with a record but no sidecar, ascending.
+    pub fn unsigned(&self) -> Vec<u64> {
+        self.records
+            .iter()
+            .copied()
+            .filter(|e| self.sidecars.binary_search(e).is_err())
+            .collect()
     }
 }
 

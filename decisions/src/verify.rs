@@ -155,7 +155,9 @@ fn lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn check_link(epoch: u64, body: &[u8], prev: Option<&(u64, String)>) -> Option<Problem> {
+/// Checks that the record of `epoch` links to `prev` (the previous record's epoch and hash):
+/// epoch 0 has `prev_decision_hash` null, every later epoch the hash of epoch − 1's file.
+pub fn check_link(epoch: u64, body: &[u8], prev: Option<&(u64, String)>) -> Option<Problem> {
     let broken = |detail: String| Some(Problem::ChainBroken { at: epoch, detail });
     let claimed = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) => v.get("prev_decision_hash").cloned(),

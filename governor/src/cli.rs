@@ -31,6 +31,8 @@ pub enum Command {
     Run(RunArgs),
     /// Simulate a launch, replay it, sign and verify the decisions, and tell what happened.
     Demo(DemoArgs),
+    /// Add the missing attestation sidecars of a decision directory (never replaces one).
+    Sign(SignArgs),
     /// Print a shell completion script for tb-governor.
     Completions(CompletionsArgs),
     /// Print the tb-governor manual page (roff), or write one page per command into a directory.
@@ -51,6 +53,18 @@ pub struct ManArgs {
     /// the top page.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// `tb-governor sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Directory of decision files (e.g. a copy of <data_dir>/decisions).
+    #[arg(long)]
+    pub decisions: PathBuf,
+    /// governor.toml holding signing.key_file or signing.key_hex; TB_NODE_KEY_HEX or
+    /// TB_GOVERNOR_KEY_FILE apply on top (exactly one key must result).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// `tb-governor demo`.

@@ -8,12 +8,14 @@ use tb_governor::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |r: anyhow::Result<()>| r.map(|()| true);
     let result = match &cli.command {
-        Command::Simulate(args) => commands::simulate::run(args),
-        Command::Replay(args) => commands::replay::run(args),
-        Command::Keygen(args) => commands::keygen::run(args),
-        Command::Run(args) => commands::run::run(args),
-        Command::Demo(args) => commands::demo::run(args),
+        Command::Simulate(args) => done(commands::simulate::run(args)),
+        Command::Replay(args) => done(commands::replay::run(args)),
+        Command::Keygen(args) => done(commands::keygen::run(args)),
+        Command::Run(args) => done(commands::run::run(args)),
+        Command::Demo(args) => done(commands::demo::run(args)),
+        Command::Sign(args) => commands::sign::run(args),
         Command::Completions(args) => {
             return tb_governor::exit(commands::shell::completions(
                 Cli::command(),
@@ -23,5 +25,5 @@ fn main() -> ExitCode {
         }
         Command::Man(args) => return tb_governor::exit(commands::shell::man(Cli::command(), args)),
     };
-    tb_governor::exit(result.map(|()| true))
+    tb_governor::exit(result)
 }

@@ -14,12 +14,14 @@
 //! - [`block`]: block decoding.
 //! - [`reader`]: resumable reading of complete lines from a chain directory.
 //! - [`feed`]: the read-and-apply loop shared by every caller.
+//! - [`backlog`]: receipts written to the chain directory but not yet read.
 //! - [`replayer`]: the incremental [`Replayer`] and its checkpointable state.
 //! - [`control`]: the economics control law (§4).
 //! - [`snapshot`]: the snapshot shape and its hash.
 //! - [`stats`]: lower medians, nearest-rank percentiles, MAD.
 //! - [`sim`]: the deterministic chain simulator.
 
+pub mod backlog;
 pub mod block;
 pub mod control;
 pub mod decode;

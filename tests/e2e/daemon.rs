@@ -819,7 +819,8 @@ fn metrics_pass_promtool_and_healthz_answers() {
     );
     for finding in report.lines().filter(|l| !l.trim().is_empty()) {
         assert!(
-            finding.contains("proof_verification_latency_ms")
+            (finding.contains("proof_verification_latency_ms")
+                || finding.contains("proof_verification_budget_ms"))
                 && finding.contains("abbreviated unit"),
             "unexpected promtool finding: {finding}\n--- whole report\n{report}"
         );

@@ -9,4 +9,5 @@ mod http_limits;
 mod observability;
 mod offline;
 mod pipes;
+mod runbook;
 mod startup;

@@ -15,7 +15,7 @@ use anyhow::{anyhow, Context, Result};
 use jsonrpsee::core::ClientError;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
 use serde::Serialize;
-use tb_config::Secret;
+use tb_config::{Mode, Secret};
 
 use crate::cli::{
     DecisionsArgs, ExitArgs, IntentsArgs, ModeArgs, RpcArgs, SnapshotArgs, StatusArgs, TokenArgs,
@@ -362,6 +362,10 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
                 outln!("wrote {}", out.display());
                 outln!("snapshot_hash={}", result.snapshot_hash);
                 outln!("check it with: b3sum {}", out.display());
+                if !result.attestation_state.is_empty() {
+                    outln!("attestation={}", result.attestation_state);
+                    outln!("hint: {}", result.attestation_hint);
+                }
             }
             Ok(true)
         }
@@ -413,8 +417,47 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
             "{}",
             render_receipt(&format!("manual exit of {}", args.gate), &receipt)
         );
+        // The journal's mode now is the mode of that close unless another set_mode follows.
+        let mode = block_on(fetch_status(&endpoint))?.map(|s| s.mode);
+        match mode {
+            Ok(mode) => {
+                if let Some(note) = exit_mode_note(mode, receipt.effective_epoch) {
+                    outln!("{note}");
+                }
+            }
+            Err(e) => errln!(
+                "note: could not read the governor's mode ({e:#}); runtime params change only in \
+                 apply mode"
+            ),
+        }
     }
     Ok(true)
+}
+
+/// What an exit journaled in shadow or paused mode does, and how to reach apply mode, where
+/// runtime params change; `None` in apply mode.
+pub fn exit_mode_note(mode: Mode, effective_epoch: u64) -> Option<String> {
+    let e = effective_epoch;
+    let how = format!(
+        "to get there, journal before epoch {e} closes: tb-cli governor mode apply --reason \
+         \"…\" --operator <name> (and set shadow_only = false, enabled = true in governor.toml \
+         so a restart keeps it)"
+    );
+    match mode {
+        Mode::Apply => None,
+        Mode::Shadow => Some(format!(
+            "note: the governor is in shadow mode. Runtime params (params, runtime/params.json) \
+             change only in apply mode: at the close of epoch {e} this exit turns the gate's \
+             flag off in shadow_params only. The first apply-mode close then sets params equal \
+             to shadow_params (this exit included); {how}"
+        )),
+        Mode::Paused => Some(format!(
+            "note: the governor is paused. A manual exit consumed at a paused close is ignored, \
+             and runtime params (params, runtime/params.json) change only in apply mode. The mode \
+             of a close is the one after all its journal events, so this exit counts if apply \
+             mode is journaled for the same close; {how}"
+        )),
+    }
 }
 
 /// `tb-cli governor mode`.
@@ -525,16 +568,16 @@ fn counters(map: &std::collections::BTreeMap<String, u64>) -> String {
     }
 }
 
-/// `on`/`off` from the runtime params, noting the shadow params when they differ.
+/// `economics_autopilot=true|false` from the runtime params (the runbook's confirmation line),
+/// noting the shadow params when they differ.
 fn autopilot(s: &Status) -> String {
-    let word = |on: bool| if on { "on" } else { "off" };
-    let runtime = word(s.params.economics_autopilot);
+    let runtime = format!("economics_autopilot={}", s.params.economics_autopilot);
     if s.shadow_params.economics_autopilot == s.params.economics_autopilot {
-        runtime.to_owned()
+        runtime
     } else {
         format!(
-            "{runtime} (shadow params: {})",
-            word(s.shadow_params.economics_autopilot)
+            "{runtime} (shadow_params: economics_autopilot={})",
+            s.shadow_params.economics_autopilot
         )
     }
 }
@@ -723,12 +766,33 @@ pub fn render_status(s: &Status) -> String {
 
     // Receipt health.
     out.push_str("\nreceipt health summary\n");
+    let h = &s.receipt_health;
     push_pairs(
         &mut out,
         "  ",
         &[
-            ("accepted", counters(&s.receipt_health.accepted)),
-            ("rejected", counters(&s.receipt_health.rejected)),
+            ("accepted", counters(&h.accepted)),
+            ("rejected", counters(&h.rejected)),
+            (
+                "signature_mismatch_total",
+                h.signature_mismatch_total.to_string(),
+            ),
+            (
+                "validation_failure_total",
+                h.validation_failure_total.to_string(),
+            ),
+            (
+                "decoding_failure_total",
+                h.decoding_failure_total.to_string(),
+            ),
+            (
+                "pending_receipts",
+                format!(
+                    "storage {}, compute {}, energy {}",
+                    h.pending_storage, h.pending_compute, h.pending_energy
+                ),
+            ),
+            ("receipt_drain_depth", h.drain_depth.to_string()),
         ],
     );
     if s.receipt_health.hints.is_empty() {
@@ -864,9 +928,11 @@ pub fn render_snapshot(r: &SnapshotResult) -> String {
             ),
             (
                 "attestation",
-                r.attestation
-                    .as_ref()
-                    .map_or_else(|| "unsigned".to_owned(), |a| format!("keyid {}", a.keyid)),
+                match (&r.attestation, r.attestation_state.as_str()) {
+                    (None, _) => "missing (no .sig sidecar)".to_owned(),
+                    (Some(a), "") => format!("keyid {}", a.keyid),
+                    (Some(a), state) => format!("keyid {} ({state})", a.keyid),
+                },
             ),
             ("tx_count", s.tx_count.to_string()),
             ("tx_volume_micro", s.tx_volume_micro.to_string()),
@@ -890,6 +956,9 @@ pub fn render_snapshot(r: &SnapshotResult) -> String {
             ),
         ],
     );
+    if !r.attestation_hint.is_empty() {
+        let _ = writeln!(out, "  hint: {}", r.attestation_hint);
+    }
     out.push_str("  hint: pass --out FILE to save the exact bytes, then check them with b3sum\n");
     out
 }
@@ -985,6 +1054,13 @@ mod tests {
             receipt_health: ReceiptHealth {
                 accepted: BTreeMap::from([("storage".to_owned(), 10), ("compute".to_owned(), 5)]),
                 rejected: BTreeMap::from([("bad_signature".to_owned(), 1)]),
+                signature_mismatch_total: 1,
+                validation_failure_total: 0,
+                decoding_failure_total: 0,
+                pending_storage: 3,
+                pending_compute: 2,
+                pending_energy: 1,
+                drain_depth: 7,
                 hints: vec![],
             },
             blocktorch: Blocktorch {
@@ -1042,8 +1118,17 @@ mod tests {
             text.contains("enter 2/3") && text.contains("exit 0/2"),
             "{text}"
         );
-        assert!(text.contains("autopilot          off\n"), "{text}");
-        assert!(text.contains("rejected  1  (bad_signature 1)\n"), "{text}");
+        assert!(
+            text.contains("autopilot          economics_autopilot=false\n"),
+            "{text}"
+        );
+        assert!(pair(&text, "rejected", "1  (bad_signature 1)"), "{text}");
+        assert!(pair(&text, "signature_mismatch_total", "1"), "{text}");
+        assert!(
+            pair(&text, "pending_receipts", "storage 3, compute 2, energy 1"),
+            "{text}"
+        );
+        assert!(pair(&text, "receipt_drain_depth", "7"), "{text}");
         // Timeline order.
         let timeline = [
             "header",
@@ -1117,9 +1202,12 @@ mod tests {
         assert!(!text.contains("receipts look healthy"));
         assert!(line_of(&text, "hint: no epoch") < line_of(&text, "receipt health summary"));
         assert!(text.contains("header              -"), "{text}");
-        assert!(text.contains("rejected  0\n"), "{text}");
+        assert!(pair(&text, "rejected", "0"), "{text}");
         assert!(
-            text.contains("autopilot          off (shadow params: on)"),
+            text.contains(
+                "autopilot          economics_autopilot=false (shadow_params: \
+                 economics_autopilot=true)"
+            ),
             "{text}"
         );
     }
@@ -1165,6 +1253,15 @@ mod tests {
         assert!(text.contains("snapshot_hash="));
     }
 
+    /// Whether a `  key   value` row (any padding) is in `text`.
+    fn pair(text: &str, key: &str, value: &str) -> bool {
+        text.lines().any(|l| {
+            l.strip_prefix("  ")
+                .and_then(|l| l.strip_prefix(key))
+                .is_some_and(|rest| rest.starts_with("  ") && rest.trim_start() == value)
+        })
+    }
+
     #[test]
     fn receipt_line_wording() {
         let r = JournalReceipt {
@@ -1175,6 +1272,14 @@ mod tests {
             render_receipt("manual exit of compute", &r),
             "journaled manual exit of compute as seq 4, effective at the close of epoch 12"
         );
+        assert_eq!(exit_mode_note(Mode::Apply, 12), None);
+        let note = exit_mode_note(Mode::Shadow, 12).unwrap();
+        assert!(note.contains("change only in apply mode"), "{note}");
+        assert!(note.contains("tb-cli governor mode apply"), "{note}");
+        assert!(note.contains("before epoch 12 closes"), "{note}");
+        let note = exit_mode_note(Mode::Paused, 12).unwrap();
+        assert!(note.contains("paused close is ignored"), "{note}");
+        assert!(note.contains("tb-cli governor mode apply"), "{note}");
     }
 
     #[test]
@@ -1259,6 +1364,8 @@ mod tests {
             snapshot,
             decision_hash: "de".repeat(32),
             attestation: None,
+            attestation_state: "missing".to_owned(),
+            attestation_hint: "epoch 3 has no attestation. Add it: tb-governor sign".to_owned(),
         }
     }
 
@@ -1279,7 +1386,16 @@ mod tests {
         bad.snapshot_hash = "00".repeat(32);
         let problem = write_snapshot(&path, &bad).unwrap().unwrap_err();
         assert!(problem.contains("snapshot hash mismatch"), "{problem}");
-        assert!(render_snapshot(&good).contains(&good.snapshot_hash));
+        let shown = render_snapshot(&good);
+        assert!(shown.contains(&good.snapshot_hash));
+        assert!(
+            pair(&shown, "attestation", "missing (no .sig sidecar)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("hint: epoch 3 has no attestation. Add it: tb-governor sign"),
+            "{shown}"
+        );
     }
 
     // --- Against a real jsonrpsee server ------------------------------------------------------

@@ -8,5 +8,6 @@ pub mod offline;
 pub mod replay;
 pub mod run;
 pub mod shell;
+pub mod sign;
 pub mod simulate;
 pub mod verify;

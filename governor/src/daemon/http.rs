@@ -1,5 +1,5 @@
 //! The HTTP front: one port for JSON-RPC (with rate limiting and auth ahead of any params
-//! parsing), the status page (`GET /`), `GET /metrics` and `GET /healthz`.
+//! parsing), the status page (`GET /`), `GET /metrics`, `GET /wrappers` and `GET /healthz`.
 //!
 //! Limits: at most `rpc.max_connections` connections are open at once (one more is answered 503
 //! and closed at once); a failing `accept` (EMFILE above all) is retried after a pause that
@@ -25,6 +25,7 @@ use jsonrpsee::server::{
 use jsonrpsee::types::error::INVALID_PARAMS_CODE;
 use jsonrpsee::types::{ErrorObjectOwned, Request};
 use jsonrpsee::Methods;
+use jsonrpsee::ResponsePayload;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
@@ -32,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use self::limiter::{Backoff, RateLimiter, Refused, MAX_CLIENTS};
+use super::compat;
 use super::metrics::{Metrics, RpcLabel};
 use super::state::{lock, read, Shared};
 use crate::rpc::{MUTATING_METHODS, RATE_LIMITED, UNAUTHORIZED};
@@ -151,16 +153,38 @@ where
 
     fn call<'a>(&self, req: Request<'a>) -> impl Future<Output = MethodResponse> + Send + 'a {
         let method = req.method_name().to_owned();
+        // Array params: The Block's contract-cli dialect on its two methods; refused elsewhere
+        // (`named_params`).
+        let positional = req
+            .params()
+            .as_str()
+            .filter(|p| {
+                p.trim_start().starts_with('[')
+                    && compat::DIALECT_METHODS.contains(&method.as_str())
+            })
+            .map(str::to_owned);
+        let dialect = positional.is_some();
         let verdict = self
             .check(&method, req.extensions().get::<Client>())
-            .and_then(|()| named_params(&req));
+            .and_then(|()| if dialect { Ok(()) } else { named_params(&req) });
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         async move {
-            let resp = match verdict {
-                Ok(()) => inner.call(req).await,
-                Err(e) => MethodResponse::error(req.id().into_owned(), e),
+            let mut resp = match (verdict, positional) {
+                (Err(e), _) => MethodResponse::error(req.id().into_owned(), e),
+                (Ok(()), Some(params)) => match compat::call(&shared, &method, &params) {
+                    Ok(v) => MethodResponse::response(
+                        req.id().into_owned(),
+                        ResponsePayload::success(v),
+                        MAX_RESPONSE_BYTES,
+                    ),
+                    Err(e) => MethodResponse::error(req.id().into_owned(), e),
+                },
+                (Ok(()), None) => inner.call(req).await,
             };
+            if dialect {
+                resp.extensions_mut().insert(compat::Dialect);
+            }
             count(&shared.metrics, &method, &resp);
             resp
         }
@@ -179,12 +203,64 @@ where
     }
 }
 
+/// Largest JSON-RPC response built here (jsonrpsee's default for its own).
+const MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+
+/// Completes the envelope of a response marked [`compat::Dialect`]: The Block's contract-cli
+/// requires both `result` and `error`, so the missing one is added as `null` (the rest of the
+/// body is kept byte for byte). Any other response is returned untouched.
+async fn complete_envelope(resp: http::Response<HttpBody>) -> http::Response<HttpBody> {
+    if resp.extensions().get::<compat::Dialect>().is_none() {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes().to_vec(),
+        Err(e) => {
+            tracing::debug!("reading a contract-cli response failed: {e}");
+            return plain(500, "text/plain", "internal error\n".to_owned());
+        }
+    };
+    let members = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes);
+    let missing = match &members {
+        Ok(m) if m.contains_key("result") && !m.contains_key("error") => Some("error"),
+        Ok(m) if m.contains_key("error") && !m.contains_key("result") => Some("result"),
+        _ => None,
+    };
+    let body = match (missing, bytes.last()) {
+        (Some(member), Some(b'}')) => {
+            let mut out = bytes[..bytes.len() - 1].to_vec();
+            out.extend_from_slice(format!(",\"{member}\":null}}").as_bytes());
+            out
+        }
+        _ => bytes,
+    };
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    http::Response::from_parts(parts, HttpBody::from(body))
+}
+
 fn plain(status: u16, content_type: &str, body: String) -> http::Response<HttpBody> {
     http::Response::builder()
         .status(status)
         .header("content-type", content_type)
         .body(HttpBody::from(body))
         .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
+}
+
+/// `GET /wrappers`: the canonical metrics summary, its blake3 in the body and a header.
+fn wrappers(registry: &Registry, shared: &Shared) -> http::Response<HttpBody> {
+    match super::wrappers::summary(registry, shared) {
+        Ok(summary) => {
+            let (body, hash) = super::wrappers::render(&summary);
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header(super::wrappers::HASH_HEADER, hash)
+                .body(HttpBody::from(body))
+                .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())))
+        }
+        Err(e) => plain(500, "text/plain", format!("{e}\n")),
+    }
 }
 
 /// 405 with the `Allow` header RFC 9110 asks for.
@@ -241,8 +317,8 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Routes one request: `/metrics` and `/healthz` (GET or HEAD), JSON-RPC (POST on any other
-/// path), and the HTTP errors in between.
+/// Routes one request: `/metrics`, `/wrappers` and `/healthz` (GET or HEAD), JSON-RPC (POST on
+/// any other path), and the HTTP errors in between.
 async fn route<L>(
     front: &Front<jsonrpsee::server::TowerServiceBuilder<L, tower::layer::util::Identity>>,
     req: http::Request<hyper::body::Incoming>,
@@ -277,13 +353,17 @@ where
             });
         }
         "/healthz" if readable => return Ok(plain(200, "text/plain", "ok\n".to_owned())),
-        "/metrics" | "/healthz" => return Ok(not_allowed("GET, HEAD")),
+        "/wrappers" if readable => {
+            front.shared.metrics.refresh(&front.shared);
+            return Ok(wrappers(&front.registry, &front.shared));
+        }
+        "/metrics" | "/healthz" | "/wrappers" => return Ok(not_allowed("GET, HEAD")),
         _ if readable => {
             return Ok(plain(
                 404,
                 "text/plain",
                 "not found: JSON-RPC is POST /, the status page GET /, metrics GET /metrics, \
-                 health GET /healthz\n"
+                 health GET /healthz, metrics summary GET /wrappers\n"
                     .to_owned(),
             ))
         }
@@ -327,9 +407,10 @@ where
         .builder
         .clone()
         .build(front.module.clone(), front.stop.clone());
-    tower::Service::call(&mut rpc, req)
+    let resp = tower::Service::call(&mut rpc, req)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(complete_envelope(resp).await)
 }
 
 /// Binds `listen` (`rpc.listen`): the last start-up check that can fail, done before the daemon

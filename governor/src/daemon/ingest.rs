@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tb_decisions::Signer;
+use tb_replay::backlog::Backlog;
 use tb_replay::feed;
 use tb_replay::{ChainReader, ClosedEpoch, Position, Replayer};
 
@@ -41,6 +42,10 @@ pub struct Ingest {
     pub hook_timeout: Duration,
     /// Chain poll interval.
     pub poll: Duration,
+    /// Receipts written to the chain directory but not yet read.
+    pub backlog: Backlog,
+    /// A problem found at start that stops ingestion before it begins (shown as the stall).
+    pub halted: Option<String>,
 }
 
 impl Ingest {
@@ -49,6 +54,12 @@ impl Ingest {
     pub fn run(mut self, stop: Receiver<()>) {
         if super::fault::requested("ingest-panic").is_some() {
             panic!("injected fault ingest-panic ({})", super::fault::FAULT_VAR);
+        }
+        if let Some(why) = self.halted.take() {
+            tracing::error!("ingest halted: {why}");
+            write(&self.shared.view).ingest.stall = Some(format!("halted: {why}"));
+            let _ = stop.recv();
+            return;
         }
         // A crash between the checkpoint and the params file leaves the params one close
         // behind: bring them up to date (apply mode only, and only if they differ).
@@ -83,6 +94,7 @@ impl Ingest {
     /// stops at a bad line is a stall (retried at every poll); an error here is a write failure
     /// that halts ingestion.
     fn step(&mut self) -> Result<bool> {
+        let before = self.reader.position().clone();
         let step = match feed::step(&mut self.reader, &mut self.replayer, STEP_BYTES) {
             Ok(s) => s,
             Err(e) => {
@@ -103,7 +115,9 @@ impl Ingest {
             self.publish_stall(None);
         }
         self.record(&step)?;
+        let caught_up = step.blocks == 0 && stall.is_none();
         self.publish_position(stall);
+        self.publish_backlog(&before, caught_up);
         Ok(step.blocks > 0)
     }
 
@@ -147,6 +161,25 @@ impl Ingest {
         view.ingest.stall = stall;
     }
 
+    /// Updates the receipt backlog after a step from `before`; `caught_up` when the step found
+    /// no complete line to read (then nothing is pending).
+    fn publish_backlog(&mut self, before: &Position, caught_up: bool) {
+        let pending = if caught_up {
+            self.backlog.caught_up(self.reader.position());
+            self.backlog.pending()
+        } else {
+            match self.backlog.update(before, self.reader.position()) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!("counting the receipt backlog failed: {e}");
+                    return;
+                }
+            }
+        };
+        self.shared.metrics.set_pending(&pending);
+        write(&self.shared.view).pending_receipts = pending;
+    }
+
     /// Publishes the reading position, the tip and the stall, together.
     fn publish_position(&self, stall: Option<String>) {
         let pos = self.reader.position().clone();
@@ -172,16 +205,19 @@ impl Ingest {
         let epoch = closed.snapshot.epoch;
         // The journal stays locked from consuming its events to publishing the epoch as closed,
         // so an operator action is always stamped with the first epoch not yet decided on disk.
-        let decision = {
+        let (decision, outcome) = {
             let mut journal = lock(&self.shared.journal);
             let d = self.engine.close_epoch(closed, &journal.events);
-            if let Err(e) = self.shared.decisions.write(epoch, &d.bytes) {
-                self.shared.metrics.governor_decision_write_failures.inc();
-                return Err(e).context(format!("writing the decision of epoch {epoch}"));
-            }
+            let outcome = match self.shared.decisions.write(epoch, &d.bytes) {
+                Ok(o) => o,
+                Err(e) => {
+                    self.shared.metrics.governor_decision_write_failures.inc();
+                    return Err(e).context(format!("writing the decision of epoch {epoch}"));
+                }
+            };
             journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
             self.shared.publish_journal(&journal);
-            d
+            (d, outcome)
         };
         let (keyid, verified) = match &self.signer {
             Some(signer) => {
@@ -205,14 +241,19 @@ impl Ingest {
             None => (None, false),
         };
         let s = &closed.snapshot;
-        self.shared.metrics.record_close(s, &decision);
         let st = self.engine.state();
         let tip = closed.snapshot.last_height;
+        // Metrics change under the view lock, so a reader holding it (GET /wrappers) sees the
+        // gauges and the snapshot hash of the same close.
+        let mut view = write(&self.shared.view);
+        self.shared.metrics.record_close(s, &decision);
         self.shared
             .metrics
             .governor_tip_height
             .set(i64::try_from(tip).unwrap_or(i64::MAX));
-        let mut view = write(&self.shared.view);
+        if keyid.is_none() && outcome == tb_decisions::WriteOutcome::Written {
+            view.unsigned.count += 1;
+        }
         view.tip_height = Some(tip);
         view.ingest.file = position.file.clone();
         view.ingest.line = position.line;

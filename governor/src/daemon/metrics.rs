@@ -85,7 +85,14 @@ pub struct Metrics {
     pub receipt_validation_errors: Family<ReasonLabel, Counter>,
     pub receipt_min_payment_rejected: Counter,
     pub receipt_decoding_failures: Counter,
+    pub receipt_aggregate_sig_mismatch: Counter,
+    pub receipt_validation_failures: Counter,
+    pub pending_receipts_storage: Gauge,
+    pub pending_receipts_compute: Gauge,
+    pub pending_receipts_energy: Gauge,
+    pub receipt_drain_depth: Gauge,
     pub proof_verification_latency_ms: Family<StatLabel, Gauge>,
+    pub proof_verification_budget_ms: Gauge,
     pub governor_gate_state: Family<GateLabel, Gauge>,
     pub governor_gate_enter_streak: Family<GateLabel, Gauge>,
     pub governor_gate_exit_streak: Family<GateLabel, Gauge>,
@@ -264,9 +271,53 @@ impl Metrics {
             m.receipt_decoding_failures.clone(),
         );
         r.register(
+            "receipt_aggregate_sig_mismatch",
+            "Receipts rejected as bad_signature (the signature does not verify)",
+            m.receipt_aggregate_sig_mismatch.clone(),
+        );
+        r.register(
+            "receipt_validation_failures",
+            "Receipts rejected by validation: below_min_payment, key_not_found, replayed_nonce, \
+             invalid_values",
+            m.receipt_validation_failures.clone(),
+        );
+        for (name, market, gauge) in [
+            (
+                "pending_receipts_storage",
+                "storage",
+                &m.pending_receipts_storage,
+            ),
+            (
+                "pending_receipts_compute",
+                "compute",
+                &m.pending_receipts_compute,
+            ),
+            (
+                "pending_receipts_energy",
+                "energy",
+                &m.pending_receipts_energy,
+            ),
+        ] {
+            r.register(
+                name,
+                format!("{market} receipts in complete chain lines not yet ingested"),
+                gauge.clone(),
+            );
+        }
+        r.register(
+            "receipt_drain_depth",
+            "Receipts of every market in complete chain lines not yet ingested",
+            m.receipt_drain_depth.clone(),
+        );
+        r.register(
             "proof_verification_latency_ms",
             "Compute proof latency of the last closed epoch, ms",
             m.proof_verification_latency_ms.clone(),
+        );
+        r.register(
+            "proof_verification_budget_ms",
+            "Compute proof latency budget (chain.proof_verification_budget_ms), ms",
+            m.proof_verification_budget_ms.clone(),
         );
         r.register(
             "governor_gate_state",
@@ -393,6 +444,9 @@ impl Metrics {
         self.receipt_min_payment_rejected
             .inc_by(r.below_min_payment);
         self.receipt_decoding_failures.inc_by(r.schema);
+        self.receipt_aggregate_sig_mismatch.inc_by(r.bad_signature);
+        self.receipt_validation_failures
+            .inc_by(validation_failures(&snap.receipts.rejected));
         for i in &d.intents {
             self.count_intent(i.gate, i.action.as_str(), "created");
         }
@@ -406,6 +460,14 @@ impl Metrics {
                 self.count_intent(gate, action, a.outcome.as_str());
             }
         }
+    }
+
+    /// Shows the receipt backlog.
+    pub fn set_pending(&self, p: &tb_replay::backlog::ReceiptCounts) {
+        self.pending_receipts_storage.set(int(p.storage));
+        self.pending_receipts_compute.set(int(p.compute));
+        self.pending_receipts_energy.set(int(p.energy));
+        self.receipt_drain_depth.set(int(p.total()));
     }
 
     /// Sets the gauges from a closed epoch (also used on restart, where counters start at 0).
@@ -587,6 +649,19 @@ impl Collector for ProcessCollector {
     }
 }
 
+/// Receipts rejected by validation: every rejection but a bad signature (counted as a signature
+/// mismatch) and `schema` (a decoding failure).
+pub fn validation_failures(r: &tb_replay::snapshot::Rejected) -> u64 {
+    [
+        r.below_min_payment,
+        r.key_not_found,
+        r.replayed_nonce,
+        r.invalid_values,
+    ]
+    .iter()
+    .fold(0u64, |sum, n| sum.saturating_add(*n))
+}
+
 /// Turns prometheus-client's OpenMetrics text into the Prometheus text format (0.0.4) that every
 /// scraper and `promtool check metrics` accept: counter families are named with their `_total`
 /// sample name, `# EOF` is dropped, and `economics_epoch_tx_count` (a name fixed by the runbook)
@@ -640,7 +715,14 @@ mod tests {
             "receipt_validation_errors_total",
             "receipt_min_payment_rejected_total",
             "receipt_decoding_failures_total",
+            "receipt_aggregate_sig_mismatch_total",
+            "receipt_validation_failures_total",
+            "pending_receipts_storage",
+            "pending_receipts_compute",
+            "pending_receipts_energy",
+            "receipt_drain_depth",
             "proof_verification_latency_ms",
+            "proof_verification_budget_ms",
             "governor_gate_state",
             "governor_gate_enter_streak",
             "governor_gate_exit_streak",

@@ -10,6 +10,7 @@
 //! key, the data directory lock, config drift, the journal, binding the listener) before its
 //! first write, so a refused start leaves the data directory as it found it.
 
+pub mod compat;
 pub mod datadir;
 pub mod fault;
 pub mod files;
@@ -20,6 +21,7 @@ pub mod page;
 pub mod server;
 pub mod state;
 pub mod status;
+pub mod wrappers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tb_config::{Config, Mode};
 use tb_decisions::RecordStore;
+use tb_replay::backlog::Backlog;
 use tb_replay::{ChainReader, Position, ReplayConfig, Replayer};
 use tokio::sync::mpsc;
 
@@ -37,7 +40,7 @@ use self::datadir::DataDirLock;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
-use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, View};
+use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, Unsigned, View};
 use crate::commands::offline::Inputs;
 use crate::engine::{Engine, EventKind, Params};
 use crate::rpc::{GovernorApiServer, Ingest as IngestView};
@@ -189,6 +192,131 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
     }
 }
 
+/// The environment variables that choose the mode.
+pub const MODE_VARS: [&str; 2] = ["TB_GOVERNOR_ENABLED", "TB_GOVERNOR_SHADOW_ONLY"];
+
+/// The mode variables set (non-empty) in `env` that decide `mode`, as `(name, value)`:
+/// `TB_GOVERNOR_ENABLED` alone for paused, both (when set) otherwise.
+pub fn mode_env(mode: Mode, env: impl Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+    MODE_VARS
+        .into_iter()
+        .filter(|var| mode != Mode::Paused || *var == "TB_GOVERNOR_ENABLED")
+        .filter_map(|var| env(var).filter(|v| !v.is_empty()).map(|v| (var, v)))
+        .collect()
+}
+
+/// `VAR=value, …` of [`mode_env`]'s answer.
+fn show_vars(vars: &[(&'static str, String)]) -> String {
+    let shown: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    shown.join(", ")
+}
+
+/// Like [`journal_mode`], for a mode that `vars` (from [`mode_env`]) set through the
+/// environment: the event names them as operator (`env:VAR`) and in the reason
+/// (`{context}environment: VAR=value`), and the log reports a deliberate change, not a warning.
+/// Without `vars` it is [`journal_mode`] with `fallback` as the reason.
+pub fn journal_env_mode(
+    journal: &mut JournalFile,
+    want: Mode,
+    context: &str,
+    vars: &[(&'static str, String)],
+    fallback: &str,
+) -> Result<()> {
+    if vars.is_empty() {
+        return journal_mode(journal, want, fallback);
+    }
+    let current = journal.current_mode().map(|(m, _)| m);
+    if current == Some(want) {
+        return Ok(());
+    }
+    let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+    let operator = format!("env:{}", names.join(","));
+    let reason = format!("{context}environment: {}", show_vars(vars));
+    let ev = journal.append(EventKind::SetMode, Some(want), None, &reason, &operator)?;
+    let was = current.map_or_else(|| "none".to_owned(), |m| m.to_string());
+    tracing::info!(
+        operator = %operator,
+        "mode {want} set through the environment ({}; the journal's mode was {was}): journaled \
+         set_mode {want} as seq {} (effective at epoch {})",
+        show_vars(vars),
+        ev.seq,
+        ev.effective_epoch
+    );
+    Ok(())
+}
+
+/// The process environment, as the configuration reads it.
+fn process_env(var: &str) -> Option<String> {
+    std::env::var_os(var).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// Whether the environment sets a signing key while signing is off (it then signs nothing).
+fn warn_key_without_signing(config: &Config) {
+    if config.signing.enabled {
+        return;
+    }
+    let hex_set = process_env("TB_NODE_KEY_HEX").is_some_and(|v| !v.is_empty());
+    if hex_set || config.signing.key_hex.is_some() {
+        tracing::warn!(
+            "TB_NODE_KEY_HEX (signing.key_hex) is set but signing is off (TB_GOVERNOR_SIGN / \
+             signing.enabled): decisions are not signed. Set TB_GOVERNOR_SIGN=1 to sign them \
+             (unsigned decision files are then signed at start)"
+        );
+    }
+}
+
+/// Signs, before serving, every decision file on disk that lacks a sidecar. Returns the
+/// unsigned files left and, when the chain does not verify, the stall that stops ingestion.
+fn sign_at_start(
+    store: &RecordStore,
+    listing: &tb_decisions::Listing,
+    signer: Option<&tb_decisions::Signer>,
+) -> Result<(Unsigned, Option<String>)> {
+    let Some(signer) = signer else {
+        let count = listing.unsigned().len() as u64;
+        let reason = (count > 0).then(|| {
+            "signing is off (set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or TB_GOVERNOR_KEY_FILE \
+             and restart: unsigned decisions are signed at start)"
+                .to_owned()
+        });
+        return Ok((Unsigned { count, reason }, None));
+    };
+    let report = crate::signing::sign_missing_in(store, listing, signer)?;
+    let n = report.signed.len();
+    if n > 0 {
+        tracing::info!(
+            signed = n,
+            first = report.signed.first().copied().unwrap_or_default(),
+            last = report.signed.last().copied().unwrap_or_default(),
+            "signed {n} decision files that had no attestation (keyid {})",
+            signer.keyid()
+        );
+    } else {
+        tracing::info!(
+            "every decision file on disk has an attestation ({} files)",
+            report.files
+        );
+    }
+    let Some((epoch, why)) = report.broken else {
+        return Ok((Unsigned::default(), None));
+    };
+    let left = report.unsigned.len();
+    let from = report.unsigned.first().copied().unwrap_or(epoch);
+    let stall = format!(
+        "the decision chain does not verify at epoch {epoch} ({why}): {left} unsigned decision \
+         files from epoch {from} on were not signed; find out what changed with tb-cli governor \
+         audit before anything else"
+    );
+    tracing::error!(epoch, unsigned = left, "{stall}");
+    Ok((
+        Unsigned {
+            count: left as u64,
+            reason: Some(stall.clone()),
+        },
+        Some(stall),
+    ))
+}
+
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
 /// configuration. `on_ready` gets the bound RPC address once the server listens and start-up
 /// has written what it needs to. An error after the start (the ingest thread panicked) is
@@ -220,10 +348,12 @@ pub async fn run(
         None => DataDirLock::acquire(&data)?,
     };
     let store = RecordStore::open(data.join("decisions"), "decision")?;
-    let newest = store.epochs()?.last().copied();
+    let listing = store.list()?;
+    let newest = listing.records.last().copied();
     check_config_drift(&store, newest, &config_hash)?;
     let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
     journal.last_closed = newest;
+    warn_key_without_signing(config);
     let checkpoint_path = data.join("state/checkpoint.json");
     let resumed = resume(&inputs, &store, &checkpoint_path);
 
@@ -244,6 +374,7 @@ pub async fn run(
         ),
         decisions: store,
         node_public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
+        node_key: signer.as_ref().map(tb_decisions::Signer::verifying_key),
         journal_summary: RwLock::new(JournalSummary::of(&journal)),
         journal: Mutex::new(journal),
         view: RwLock::new(View {
@@ -263,6 +394,9 @@ pub async fn run(
             },
             shadow_params,
             config_reload_error: None,
+            pending_receipts: Default::default(),
+            // Counted by the start-up signing in `first_writes`.
+            unsigned: Unsigned::default(),
         }),
         live: RwLock::new(Live {
             token: config.rpc.token.clone(),
@@ -270,6 +404,10 @@ pub async fn run(
         }),
         metrics: Metrics::new(),
     });
+    shared
+        .metrics
+        .proof_verification_budget_ms
+        .set(i64::try_from(budget).unwrap_or(i64::MAX));
     if let Some(l) = &last {
         shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
     }
@@ -296,18 +434,31 @@ pub async fn run(
     .await?;
 
     // The start is accepted: from here on, writes.
-    let started = first_writes(&data, &mut data_lock, &shared, config.mode());
-    if let Err(e) = started {
-        let _ = handle.stop();
-        handle.stopped().await;
-        return Err(e);
-    }
+    let started = first_writes(
+        &data,
+        &mut data_lock,
+        &shared,
+        config.mode(),
+        &listing,
+        signer.as_ref(),
+    );
+    let halted = match started {
+        Ok(halted) => halted,
+        Err(e) => {
+            let _ = handle.stop();
+            handle.stopped().await;
+            return Err(e);
+        }
+    };
     tracing::info!("resuming from {}", resumed.from);
     tracing::info!("serving JSON-RPC, the status page, /metrics and /healthz on http://{addr}");
     on_ready(addr);
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    let backlog = Backlog::new(&inputs.chain_dir, resumed.reader.position());
     let ingest = Ingest {
+        backlog,
+        halted,
         reader: resumed.reader,
         replayer: resumed.replayer,
         engine: resumed.engine,
@@ -366,13 +517,17 @@ pub async fn run(
 }
 
 /// The writes of an accepted start, in order: the lock file's PID, `state/` and `runtime/`,
-/// leftover temp files, the journal's unterminated last line, the configured mode.
+/// leftover temp files, the journal's unterminated last line, the configured mode, then the
+/// missing sidecars of the decision files in `listing` (with signing on). Returns the stall that
+/// stops ingestion when the decision chain does not verify.
 fn first_writes(
     data: &Path,
     data_lock: &mut DataDirLock,
     shared: &Shared,
     mode: Mode,
-) -> Result<()> {
+    listing: &tb_decisions::Listing,
+    signer: Option<&tb_decisions::Signer>,
+) -> Result<Option<String>> {
     data_lock.record_pid()?;
     for sub in ["state", "runtime"] {
         let dir = data.join(sub);
@@ -393,9 +548,11 @@ fn first_writes(
     let mut journal = lock(&shared.journal);
     journal.open_for_append()?;
     let first_start = journal.events.is_empty();
-    journal_mode(
+    journal_env_mode(
         &mut journal,
         mode,
+        if first_start { "first start: " } else { "" },
+        &mode_env(mode, process_env),
         if first_start {
             FIRST_START_REASON
         } else {
@@ -405,7 +562,17 @@ fn first_writes(
     shared.publish_journal(&journal);
     let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
     shared.metrics.set_mode(mode_now);
-    Ok(())
+    drop(journal);
+    let (unsigned, halted) = sign_at_start(&shared.decisions, listing, signer)?;
+    let mut view = write(&shared.view);
+    view.unsigned = unsigned;
+    // The last close's attestation as it is now that the missing sidecars were added.
+    if let Some(epoch) = view.last.as_ref().map(|l| l.decision.epoch) {
+        if let Some(l) = read_last_close(&shared.decisions, epoch, signer) {
+            view.last = Some(l);
+        }
+    }
+    Ok(halted)
 }
 
 /// The message of a panic payload.
@@ -439,9 +606,17 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             rps: fresh.config.rpc.rps,
         };
         let want = fresh.config.mode();
+        let vars = mode_env(want, process_env);
+        report_env_override(path, want, &vars);
         {
             let mut journal = lock(&shared.journal);
-            journal_mode(&mut journal, want, "SIGHUP: mode from configuration")?;
+            journal_env_mode(
+                &mut journal,
+                want,
+                "SIGHUP: ",
+                &vars,
+                "SIGHUP: mode from configuration",
+            )?;
             shared.publish_journal(&journal);
         }
         shared.metrics.set_mode(want);
@@ -464,5 +639,35 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
             tracing::error!("configuration reload {msg}");
             view.config_reload_error = Some(msg);
         }
+    }
+}
+
+/// On SIGHUP, says whether the mode variables of the environment (fixed when the process started)
+/// override what the configuration file asks for.
+fn report_env_override(path: Option<&Path>, want: Mode, vars: &[(&'static str, String)]) {
+    if vars.is_empty() {
+        return;
+    }
+    let file_only = Config::load(path, |var| {
+        if MODE_VARS.contains(&var) {
+            None
+        } else {
+            process_env(var)
+        }
+    });
+    let file = path.map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
+    match file_only.map(|c| c.mode()) {
+        Ok(file_mode) if file_mode != want => tracing::warn!(
+            "SIGHUP: {} in the process environment overrides {file} (which asks for mode \
+             {file_mode}): the mode stays {want}. The environment is read when the process \
+             starts: remove the variable from the service environment and restart for the file \
+             to decide",
+            show_vars(vars)
+        ),
+        Ok(_) => tracing::info!(
+            "SIGHUP: {} in the process environment asks for mode {want}, as {file} does",
+            show_vars(vars)
+        ),
+        Err(e) => tracing::debug!("SIGHUP: reading {file} without the environment failed: {e}"),
     }
 }

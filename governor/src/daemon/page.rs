@@ -794,6 +794,13 @@ mod tests {
             receipt_health: ReceiptHealth {
                 accepted: BTreeMap::from([(format!("storage{EVIL}"), 1_476)]),
                 rejected: BTreeMap::from([("bad_signature".to_owned(), 15)]),
+                signature_mismatch_total: 15,
+                validation_failure_total: 0,
+                decoding_failure_total: 0,
+                pending_storage: 0,
+                pending_compute: 0,
+                pending_energy: 0,
+                drain_depth: 0,
                 hints: vec![format!("15 receipts failed {EVIL}")],
             },
             blocktorch: Blocktorch {

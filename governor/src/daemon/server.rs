@@ -40,6 +40,63 @@ fn limit_of(limit: Option<u32>) -> Result<usize, ErrorObjectOwned> {
     }
 }
 
+/// The attestation state of the decision `bytes` of `epoch` with its `sidecar`, and what to do.
+fn attestation_state(
+    shared: &Shared,
+    epoch: u64,
+    bytes: &[u8],
+    sidecar: Option<&[u8]>,
+) -> (&'static str, String) {
+    let dir = shared.decisions.dir().display();
+    match (sidecar, &shared.node_key) {
+        (None, None) => (
+            "missing",
+            format!(
+                "epoch {epoch} has no attestation. Add it: restart the daemon with \
+                 TB_GOVERNOR_SIGN=1 and TB_NODE_KEY_HEX=<key> (or TB_GOVERNOR_KEY_FILE=<file>); \
+                 it signs every unsigned decision file at start. Or sign a copy offline: \
+                 TB_NODE_KEY_HEX=<key> tb-governor sign --decisions {dir}"
+            ),
+        ),
+        (None, Some(_)) => {
+            let why = read(&shared.view).unsigned.reason.clone();
+            (
+                "missing",
+                format!(
+                    "epoch {epoch} has no attestation although signing is on: {}",
+                    why.unwrap_or_else(|| "restart the daemon: it signs every unsigned decision \
+                                           file at start"
+                        .to_owned())
+                ),
+            )
+        }
+        (Some(b), Some(key)) => match tb_decisions::verify::check_one(bytes, b, &[*key]) {
+            None => (
+                "matches",
+                format!(
+                    "Attestation matches: the sidecar of epoch {epoch} verifies against this \
+                     node's key"
+                ),
+            ),
+            Some(p) => (
+                "mismatch",
+                format!(
+                    "the attestation of epoch {epoch} does not verify against this node's key: \
+                     {p} (an existing sidecar is never replaced; tb-cli governor verify \
+                     --decisions {dir} --trusted-key <key> tells which key made it)"
+                ),
+            ),
+        },
+        (Some(_), None) => (
+            "unchecked",
+            format!(
+                "epoch {epoch} is signed; signing is off here, so this node cannot check it: \
+                 tb-cli governor verify --decisions {dir} --trusted-key <key>"
+            ),
+        ),
+    }
+}
+
 impl Server {
     fn load_decision(&self, epoch: u64) -> RpcResult<(Decision, Vec<u8>)> {
         let bytes = self.shared.decisions.read(epoch).map_err(internal)?;
@@ -158,17 +215,22 @@ impl GovernorApiServer for Server {
 
     async fn snapshot(&self, epoch: u64) -> RpcResult<SnapshotResult> {
         let (d, bytes) = self.load_decision(epoch)?;
-        let attestation = self
+        let sidecar = self
             .shared
             .decisions
             .read_sidecar(epoch)
-            .map_err(internal)?
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .map_err(internal)?;
+        let attestation: Option<tb_decisions::Attestation> = sidecar
+            .as_ref()
+            .and_then(|b| serde_json::from_slice(b).ok());
+        let (state, hint) = attestation_state(&self.shared, epoch, &bytes, sidecar.as_deref());
         Ok(SnapshotResult {
             snapshot: d.snapshot,
             snapshot_hash: d.snapshot_hash,
             decision_hash: tb_decisions::hash_hex(&bytes),
             attestation,
+            attestation_state: state.to_owned(),
+            attestation_hint: hint,
         })
     }
 

@@ -9,6 +9,7 @@ use super::files::{History, JournalFile};
 use super::metrics::Metrics;
 use crate::engine::{Decision, Intent, Params};
 use crate::rpc::Ingest;
+use tb_replay::backlog::ReceiptCounts;
 
 /// The last close, as status shows it.
 #[derive(Debug, Clone)]
@@ -42,6 +43,19 @@ pub struct View {
     pub shadow_params: Params,
     /// The last refused configuration reload.
     pub config_reload_error: Option<String>,
+    /// Receipts in complete chain lines not yet ingested.
+    pub pending_receipts: ReceiptCounts,
+    /// Decision files on disk without an attestation sidecar.
+    pub unsigned: Unsigned,
+}
+
+/// Decision files without an attestation sidecar, and why they stay that way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unsigned {
+    /// How many.
+    pub count: u64,
+    /// Why they are not signed (signing off, or the chain check that failed).
+    pub reason: Option<String>,
 }
 
 /// What readers need from the journal, published by whoever holds the journal mutex, so that
@@ -90,6 +104,8 @@ pub struct Shared {
     pub decisions: RecordStore,
     /// This node's attestation public key (hex), when signing is on, for status hints.
     pub node_public_key: Option<String>,
+    /// The same key, to check sidecars against.
+    pub node_key: Option<ed25519_dalek::VerifyingKey>,
     /// The operator journal; held from consuming events to publishing an epoch as closed.
     pub journal: Mutex<JournalFile>,
     /// Mode and last closed epoch, for readers that must not wait on the journal mutex.

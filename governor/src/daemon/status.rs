@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{read, Shared};
+use super::state::{read, LastClose, Shared, Unsigned};
 use crate::engine::RULES_VERSION;
 use crate::rpc::{Blocktorch, EconomicsSample, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
+use tb_replay::backlog::ReceiptCounts;
 
 /// Builds the status from the shared state.
 pub fn build(shared: &Shared) -> Status {
@@ -35,22 +36,14 @@ pub fn build(shared: &Shared) -> Status {
         snapshot_hash: l.decision.snapshot_hash.clone(),
         attestation: l.keyid.clone(),
         verified: l.verified,
-        hint: match (&l.keyid, l.verified) {
-            (None, _) => "decisions are unsigned: set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or \
-                          TB_GOVERNOR_KEY_FILE so auditors can verify them"
-                .to_owned(),
-            (Some(_), true) => format!(
-                "auditors check it offline: tb-cli governor verify --decisions {} --trusted-key {}",
-                shared.decisions.dir().display(),
-                shared.node_public_key.as_deref().unwrap_or("<node public key>")
-            ),
-            (Some(k), false) => format!(
-                "the attestation of epoch {} (keyid {k}) did not verify against this node's key: check the key file",
-                l.decision.epoch
-            ),
-        },
+        hint: provenance_hint(shared, l, &view.unsigned),
     });
-    let receipt_health = receipt_health(&view.history.accepted, &view.history.rejected);
+    let receipt_health = receipt_health(
+        &view.history.accepted,
+        &view.history.rejected,
+        &view.pending_receipts,
+        view.ingest.stall.as_deref(),
+    );
     let blocktorch = blocktorch(shared, snap);
     Status {
         enabled: mode != Mode::Paused,
@@ -75,6 +68,53 @@ pub fn build(shared: &Shared) -> Status {
     }
 }
 
+/// What to do about the latest decision's attestation, and about unsigned epochs left.
+fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> String {
+    let epoch = l.decision.epoch;
+    let dir = shared.decisions.dir().display();
+    let main = match (&l.keyid, l.verified) {
+        (Some(k), true) => format!(
+            "Attestation matches (epoch {epoch}, keyid {k}); auditors check it offline: \
+             tb-cli governor verify --decisions {dir} --trusted-key {}",
+            shared
+                .node_public_key
+                .as_deref()
+                .unwrap_or("<node public key>")
+        ),
+        (Some(k), false) if shared.node_key.is_none() => format!(
+            "epoch {epoch} is signed (keyid {k}) but signing is off here, so this node cannot \
+             check it: auditors run tb-cli governor verify --decisions {dir} --trusted-key <key>"
+        ),
+        (Some(k), false) => format!(
+            "the attestation of epoch {epoch} (keyid {k}) did not verify against this node's \
+             key: check the key file"
+        ),
+        (None, _) if shared.node_key.is_none() => format!(
+            "decisions are unsigned: set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or \
+             TB_GOVERNOR_KEY_FILE and restart (unsigned decisions are signed at start), or sign \
+             a copy offline: tb-governor sign --decisions {dir}"
+        ),
+        (None, _) => format!(
+            "epoch {epoch} is unsigned although signing is on: {}",
+            unsigned
+                .reason
+                .as_deref()
+                .unwrap_or("restart the daemon: it signs unsigned decisions at start")
+        ),
+    };
+    // The latest epoch is counted among the unsigned ones when it is unsigned itself.
+    let others = unsigned.count.saturating_sub(u64::from(l.keyid.is_none()));
+    if others == 0 {
+        return main;
+    }
+    match unsigned.reason.as_deref() {
+        Some(why) if !main.contains(why) => {
+            format!("{main}; {others} other epochs are unsigned: {why}")
+        }
+        _ => format!("{main}; {others} other epochs are unsigned"),
+    }
+}
+
 /// The headline economics of one snapshot, as `governor.status` shows them.
 pub fn economics_sample(s: &tb_replay::Snapshot) -> EconomicsSample {
     EconomicsSample {
@@ -96,6 +136,8 @@ pub fn economics_sample(s: &tb_replay::Snapshot) -> EconomicsSample {
 fn receipt_health(
     accepted: &BTreeMap<String, u64>,
     rejected: &BTreeMap<String, u64>,
+    pending: &ReceiptCounts,
+    stall: Option<&str>,
 ) -> ReceiptHealth {
     let n = |k: &str| rejected.get(k).copied().unwrap_or(0);
     let mut hints = Vec::new();
@@ -135,9 +177,44 @@ fn receipt_health(
             n("invalid_values")
         ));
     }
+    let depth = pending.total();
+    if depth > 0 {
+        let what = format!(
+            "{depth} receipts (storage {}, compute {}, energy {}) are in complete chain lines \
+             not yet ingested",
+            pending.storage, pending.compute, pending.energy
+        );
+        hints.push(match stall {
+            Some(s) if s.starts_with("halted:") => {
+                format!("{what}: ingestion is halted ({s}); fix the cause and restart the daemon")
+            }
+            Some(s) => format!(
+                "{what}: they wait behind the stall at {s}; have the exporter rewrite that line \
+                 and ingestion resumes by itself"
+            ),
+            None => format!(
+                "{what}: the governor is catching up; they drain as blocks are applied \
+                 (governor_tip_height climbs)"
+            ),
+        });
+    }
     ReceiptHealth {
         accepted: accepted.clone(),
         rejected: rejected.clone(),
+        signature_mismatch_total: n("bad_signature"),
+        validation_failure_total: [
+            "below_min_payment",
+            "key_not_found",
+            "replayed_nonce",
+            "invalid_values",
+        ]
+        .iter()
+        .fold(0u64, |sum, k| sum.saturating_add(n(k))),
+        decoding_failure_total: n("schema"),
+        pending_storage: pending.storage,
+        pending_compute: pending.compute,
+        pending_energy: pending.energy,
+        drain_depth: depth,
         hints,
     }
 }

@@ -100,6 +100,28 @@ pub struct ReceiptHealth {
     pub accepted: BTreeMap<String, u64>,
     /// Rejected receipts per reason.
     pub rejected: BTreeMap<String, u64>,
+    /// Receipts whose signature does not verify (`bad_signature`), since genesis.
+    #[serde(default)]
+    pub signature_mismatch_total: u64,
+    /// Receipts rejected by validation (`below_min_payment`, `key_not_found`,
+    /// `replayed_nonce`, `invalid_values`), since genesis.
+    #[serde(default)]
+    pub validation_failure_total: u64,
+    /// Receipts that did not decode (`schema`), since genesis.
+    #[serde(default)]
+    pub decoding_failure_total: u64,
+    /// Storage receipts in complete chain lines not yet ingested.
+    #[serde(default)]
+    pub pending_storage: u64,
+    /// Compute receipts in complete chain lines not yet ingested.
+    #[serde(default)]
+    pub pending_compute: u64,
+    /// Energy receipts in complete chain lines not yet ingested.
+    #[serde(default)]
+    pub pending_energy: u64,
+    /// Receipts of every market in complete chain lines not yet ingested.
+    #[serde(default)]
+    pub drain_depth: u64,
     /// Suggestions when a counter looks wrong.
     pub hints: Vec<String>,
 }
@@ -163,6 +185,13 @@ pub struct SnapshotResult {
     pub decision_hash: String,
     /// The sidecar, if any.
     pub attestation: Option<tb_decisions::Attestation>,
+    /// `matches` (the sidecar verifies against this node's key), `mismatch` (it does not),
+    /// `unchecked` (signed, but this node has no key to check it against) or `missing`.
+    #[serde(default)]
+    pub attestation_state: String,
+    /// What the state means and, when the sidecar is missing, the command that adds it.
+    #[serde(default)]
+    pub attestation_hint: String,
 }
 
 /// What a journaled operator action got.
