@@ -3,6 +3,7 @@
 //! The binaries are the ones `cargo test --workspace` (or `scripts/test`) builds into the same
 //! target directory as the test executable.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -513,4 +514,230 @@ pub fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_js
     let r = rpc_post(addr, req.to_string().as_bytes())
         .unwrap_or_else(|e| panic!("{method} over HTTP to {addr} failed: {e}"));
     r.json()
+}
+
+/// Runs `tb-governor simulate --out sim --scenario <scenario> --epochs <epochs> --epoch-blocks
+/// <epoch_blocks>` in `dir` and returns the lines of the simulated chain file
+/// `sim/chain/blocks-000000.jsonl`, each with its `\n`, after checking it holds exactly
+/// `epochs * epoch_blocks` whole lines.
+pub fn simulate(dir: &Path, scenario: &str, epochs: usize, epoch_blocks: usize) -> Vec<String> {
+    run_expect(
+        "tb-governor",
+        &[
+            "simulate",
+            "--out",
+            "sim",
+            "--scenario",
+            scenario,
+            "--epochs",
+            &epochs.to_string(),
+            "--epoch-blocks",
+            &epoch_blocks.to_string(),
+        ],
+        dir,
+        &[],
+        0,
+    );
+    let file = dir.join("sim/chain/blocks-000000.jsonl");
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+    let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
+    assert_eq!(
+        lines.len(),
+        epochs * epoch_blocks,
+        "one simulated file of whole lines"
+    );
+    assert!(text.ends_with('\n'), "the simulated chain ends with a whole line");
+    lines
+}
+
+/// A daemon config file: the `[governor]`, `[chain]` and `[rpc]` sections every end-to-end test
+/// writes (chain id `tb-sim`, `listen = "127.0.0.1:0"`), plus per-test extra lines.
+#[derive(Debug, Clone)]
+pub struct Config {
+    data: PathBuf,
+    chain: PathBuf,
+    providers: PathBuf,
+    epoch_blocks: usize,
+    poll_ms: u64,
+    governor_extra: String,
+    chain_extra: String,
+    rpc_extra: String,
+}
+
+impl Config {
+    /// The config of a test directory `dir`: data dir `dir/data`, chain dir `dir/chain`, the
+    /// simulated `dir/sim/providers.json`, `epoch_blocks` blocks per epoch, polled every 50 ms.
+    pub fn new(dir: &Path, epoch_blocks: usize) -> Config {
+        Config {
+            data: dir.join("data"),
+            chain: dir.join("chain"),
+            providers: dir.join("sim/providers.json"),
+            epoch_blocks,
+            poll_ms: 50,
+            governor_extra: String::new(),
+            chain_extra: String::new(),
+            rpc_extra: String::new(),
+        }
+    }
+
+    /// Uses `data` as the data dir.
+    pub fn data(mut self, data: &Path) -> Config {
+        self.data = data.to_path_buf();
+        self
+    }
+
+    /// Uses `chain` as the watched chain dir.
+    pub fn chain(mut self, chain: &Path) -> Config {
+        self.chain = chain.to_path_buf();
+        self
+    }
+
+    /// Polls the chain every `ms` milliseconds.
+    pub fn poll_ms(mut self, ms: u64) -> Config {
+        self.poll_ms = ms;
+        self
+    }
+
+    /// Appends TOML lines to the `[governor]` section.
+    pub fn governor_extra(mut self, lines: &str) -> Config {
+        self.governor_extra.push_str(lines);
+        self.governor_extra.push('\n');
+        self
+    }
+
+    /// Appends TOML lines to the `[chain]` section.
+    pub fn chain_extra(mut self, lines: &str) -> Config {
+        self.chain_extra.push_str(lines);
+        self.chain_extra.push('\n');
+        self
+    }
+
+    /// Appends TOML to the end of the file, which is the `[rpc]` section: `[rpc]` keys, or
+    /// further sections (e.g. `[signing]`).
+    pub fn rpc_extra(mut self, lines: &str) -> Config {
+        self.rpc_extra.push_str(lines);
+        self.rpc_extra.push('\n');
+        self
+    }
+
+    /// The config's text.
+    pub fn text(&self) -> String {
+        format!(
+            "[governor]\n\
+             data_dir = {data:?}\n\
+             chain_id = \"tb-sim\"\n\
+             epoch_blocks = {blocks}\n\
+             {governor_extra}\
+             \n\
+             [chain]\n\
+             dir = {chain:?}\n\
+             providers = {providers:?}\n\
+             poll_ms = {poll_ms}\n\
+             {chain_extra}\
+             \n\
+             [rpc]\n\
+             listen = \"127.0.0.1:0\"\n\
+             {rpc_extra}",
+            data = self.data.display().to_string(),
+            blocks = self.epoch_blocks,
+            chain = self.chain.display().to_string(),
+            providers = self.providers.display().to_string(),
+            poll_ms = self.poll_ms,
+            governor_extra = self.governor_extra,
+            chain_extra = self.chain_extra,
+            rpc_extra = self.rpc_extra,
+        )
+    }
+
+    /// Writes the config to `path` and returns `path`.
+    pub fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.text())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path.to_path_buf()
+    }
+}
+
+/// Appends `bytes` to `file` (created if missing) in one write, and syncs it.
+pub fn append(file: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", file.display()));
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .unwrap_or_else(|e| panic!("cannot append to {}: {e}", file.display()));
+}
+
+/// Every non-hidden file directly in `dir` with its bytes, sorted by name (hidden `.tmp-*` files
+/// are the atomic writer's scratch files, which a SIGKILL may leave behind; they are never read).
+pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display())))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let path = dir.join(&n);
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            (n, bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether [`tree`] lists data-directory `LOCK` files (they hold the PID of the process that
+/// last wrote the directory, so two runs' trees differ there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// List `LOCK` files like any other file.
+    Keep,
+    /// Leave `LOCK` files out.
+    Skip,
+}
+
+/// Every directory (as `None`) and file (with its bytes) under `dir`, hidden ones included, by
+/// path relative to `dir`.
+pub fn tree(dir: &Path, lock: Lock) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, lock: Lock, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+                .path();
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            if path.is_dir() {
+                out.insert(rel, None);
+                walk(root, &path, lock, out);
+            } else if lock == Lock::Skip && path.file_name().is_some_and(|n| n == "LOCK") {
+                continue;
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                out.insert(rel, Some(bytes));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, lock, &mut out);
+    out
+}
+
+/// Every `.tmp-*` file (an atomic writer's scratch file) under `dir`, recursively, sorted.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    tree(dir, Lock::Keep)
+        .into_iter()
+        .filter(|(rel, bytes)| {
+            bytes.is_some()
+                && rel
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+        })
+        .map(|(rel, _)| dir.join(rel))
+        .collect()
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tb_e2e::{http_request, run, run_expect, wait_until, Daemon, Run, DEADLINE};
+use tb_e2e::{
+    append, files, http_request, run, simulate, wait_until, Config, Daemon, Run, DEADLINE,
+};
 
 /// Blocks per epoch.
 const L: usize = 20;
@@ -24,7 +26,7 @@ const F1: &str = "blocks-000001.jsonl";
 /// test fills, a data dir and a config.
 struct Setup {
     dir: PathBuf,
-    lines: Vec<Vec<u8>>,
+    lines: Vec<String>,
     config: PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -34,49 +36,9 @@ impl Setup {
     fn new(epochs: usize) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                "demo",
-                "--epochs",
-                &epochs.to_string(),
-                "--epoch-blocks",
-                &L.to_string(),
-            ],
-            &dir,
-            &[],
-            0,
-        );
-        let text = std::fs::read(dir.join("sim/chain").join(F0)).unwrap();
-        let lines: Vec<Vec<u8>> = text
-            .split_inclusive(|b| *b == b'\n')
-            .map(<[u8]>::to_vec)
-            .collect();
-        assert_eq!(lines.len(), epochs * L);
+        let lines = simulate(&dir, "demo", epochs, L);
         std::fs::create_dir_all(dir.join("chain")).unwrap();
-        let config = dir.join("gov.toml");
-        let text = format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = {L}\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 50\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n",
-            data = dir.join("data").display().to_string(),
-            chain = dir.join("chain").display().to_string(),
-            providers = dir.join("sim/providers.json").display().to_string(),
-        );
-        std::fs::write(&config, text).unwrap();
+        let config = Config::new(&dir, L).write(&dir.join("gov.toml"));
         Setup {
             dir,
             lines,
@@ -96,18 +58,12 @@ impl Setup {
 
     /// The simulated lines `range`, each with its `\n`.
     fn text(&self, range: std::ops::Range<usize>) -> Vec<u8> {
-        self.lines[range].concat()
+        self.lines[range].concat().into_bytes()
     }
 
     /// Appends raw bytes to `chain/<name>` in one write.
     fn append(&self, name: &str, bytes: &[u8]) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.chain(name))
-            .unwrap();
-        f.write_all(bytes).unwrap();
+        append(&self.chain(name), bytes);
     }
 
     /// Replaces `chain/<name>` by a new file (a new inode) holding `bytes`, atomically.
@@ -175,21 +131,6 @@ impl Setup {
             "the offline replay's decisions differ from the daemon's"
         );
     }
-}
-
-/// Every non-hidden file of `dir` with its bytes, sorted.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .map(|n| {
-            let bytes = std::fs::read(dir.join(&n)).unwrap();
-            (n, bytes)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// How long a change to the chain may take to show in status (the daemon polls every 50 ms).

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tb_e2e::{run, run_expect, Daemon, DEADLINE};
+use tb_e2e::{run, run_expect, simulate, temp_files, Config, Daemon, DEADLINE};
 
 /// Blocks per epoch: small, so kills land around many closes.
 const L: usize = 10;
@@ -300,25 +300,6 @@ fn checkpoint_epoch(data: &Path) -> Option<u64> {
     serde_json::from_slice::<Value>(&bytes).ok()?["epoch"].as_u64()
 }
 
-/// Every `.tmp-*` file under `dir`, recursively.
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                todo.push(path);
-            } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// How a cycle chooses its kill instant.
 #[derive(Debug, Clone, Copy)]
 enum Kill {
@@ -356,23 +337,7 @@ fn kill_9_at_random_instants_loses_no_acknowledged_event_and_audits_clean() {
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    run_expect(
-        "tb-governor",
-        &[
-            "simulate",
-            "--out",
-            "sim",
-            "--scenario",
-            "demo",
-            "--epochs",
-            &EPOCHS.to_string(),
-            "--epoch-blocks",
-            &L.to_string(),
-        ],
-        dir,
-        &[],
-        0,
-    );
+    let sim = simulate(dir, "demo", EPOCHS, L);
     let keygen = run_expect("tb-governor", &["keygen", "--out", "node.key"], dir, &[], 0);
     let public_key = keygen
         .stdout
@@ -381,40 +346,16 @@ fn kill_9_at_random_instants_loses_no_acknowledged_event_and_audits_clean() {
         .map(|k| k.trim().to_owned())
         .unwrap_or_else(|| panic!("keygen printed no public key: {keygen:?}"));
     let data = dir.join("data");
-    let cfg = dir.join("gov.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = {L}\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 20\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n\
-             token = {TOKEN:?}\n\
-             rps = 1000000\n\
-             \n\
-             [signing]\n\
-             enabled = true\n\
-             key_file = {key:?}\n",
-            data = data.display().to_string(),
-            chain = dir.join("chain").display().to_string(),
-            providers = dir.join("sim/providers.json").display().to_string(),
-            key = dir.join("node.key").display().to_string(),
-        ),
-    )
-    .unwrap();
+    let cfg = Config::new(dir, L)
+        .poll_ms(20)
+        .rpc_extra(&format!("token = {TOKEN:?}\nrps = 1000000\n"))
+        .rpc_extra(&format!(
+            "[signing]\nenabled = true\nkey_file = {:?}",
+            dir.join("node.key").display().to_string()
+        ))
+        .write(&dir.join("gov.toml"));
     let log = dir.join("gov.stderr.log");
-    let mut chain = Chain::new(
-        dir.join("chain"),
-        std::fs::read(dir.join("sim/chain/blocks-000000.jsonl")).unwrap(),
-    );
+    let mut chain = Chain::new(dir.join("chain"), sim.concat().into_bytes());
 
     let acks = Mutex::new(Vec::<Ack>::new());
     let attempts = AtomicUsize::new(0);

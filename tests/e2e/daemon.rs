@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tb_e2e::{http_request, rpc_call, rpc_post, run_expect, wait_until, Daemon, DEADLINE};
+use tb_e2e::{
+    append, files, http_request, rpc_call, rpc_post, run_expect, simulate, wait_until, Config, Daemon,
+    DEADLINE,
+};
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
@@ -30,26 +33,7 @@ impl Setup {
     fn new(scenario: &str, epochs: usize) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                scenario,
-                "--epochs",
-                &epochs.to_string(),
-                "--epoch-blocks",
-                &L.to_string(),
-            ],
-            &dir,
-            &[],
-            0,
-        );
-        let text = std::fs::read_to_string(dir.join("sim/chain/blocks-000000.jsonl")).unwrap();
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-        assert_eq!(lines.len(), epochs * L, "one simulated file of whole lines");
+        let lines = simulate(&dir, scenario, epochs, L);
         Setup {
             dir,
             lines,
@@ -65,27 +49,11 @@ impl Setup {
     /// test's directory), with `rpc_extra` TOML lines appended to its `[rpc]` section.
     fn config(&self, name: &str, data: &str, chain: &str, rpc_extra: &str) -> PathBuf {
         std::fs::create_dir_all(self.path(chain)).unwrap();
-        let text = format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = {L}\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 50\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n\
-             {rpc_extra}\n",
-            data = self.path(data).display().to_string(),
-            chain = self.path(chain).display().to_string(),
-            providers = self.path("sim/providers.json").display().to_string(),
-        );
-        let path = self.path(&format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+        Config::new(&self.dir, L)
+            .data(&self.path(data))
+            .chain(&self.path(chain))
+            .rpc_extra(rpc_extra)
+            .write(&self.path(&format!("{name}.toml")))
     }
 
     /// Appends the simulated lines `range` to `file` (relative to the test's directory).
@@ -95,14 +63,7 @@ impl Setup {
 
     /// Appends raw bytes to `file` in one write.
     fn append(&self, file: &str, bytes: &[u8]) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(file))
-            .unwrap();
-        f.write_all(bytes).unwrap();
-        f.sync_all().unwrap();
+        append(&self.path(file), bytes);
     }
 
     fn start(&self, config: &Path) -> Daemon {
@@ -236,23 +197,6 @@ fn follows_a_growing_chain_across_partial_lines_and_new_files() {
         tb_decisions::hash_hex(&std::fs::read(&out).unwrap()),
         snap["snapshot_hash"].as_str().unwrap()
     );
-}
-
-/// Every non-hidden file of `dir` with its bytes (hidden `.tmp-*` files are the atomic writer's
-/// scratch files, which a SIGKILL may leave behind; they are never read).
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .map(|n| {
-            let bytes = std::fs::read(dir.join(&n)).unwrap();
-            (n, bytes)
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn assert_same_decisions(reference: &Path, other: &Path) {
