@@ -547,7 +547,10 @@ pub fn simulate(dir: &Path, scenario: &str, epochs: usize, epoch_blocks: usize) 
         epochs * epoch_blocks,
         "one simulated file of whole lines"
     );
-    assert!(text.ends_with('\n'), "the simulated chain ends with a whole line");
+    assert!(
+        text.ends_with('\n'),
+        "the simulated chain ends with a whole line"
+    );
     lines
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, files, http_request, rpc_call, rpc_post, run_expect, simulate, wait_until, Config, Daemon,
-    DEADLINE,
+    append, files, http_request, rpc_call, rpc_post, run_expect, simulate, wait_until, Config,
+    Daemon, DEADLINE,
 };
 
 /// Blocks per epoch of every chain here.

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tb_e2e::{http_request, rpc_post, run_expect, wait_until, Daemon, HttpResponse, DEADLINE};
+use tb_e2e::{
+    http_request, rpc_post, simulate, wait_until, Config, Daemon, HttpResponse, DEADLINE,
+};
 
 /// A status request.
 const STATUS: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"governor.status"}"#;
@@ -24,43 +26,11 @@ impl Fixture {
     fn new(rpc_extra: &str) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                "healthy",
-                "--epochs",
-                "1",
-                "--epoch-blocks",
-                "20",
-            ],
-            dir,
-            &[],
-            0,
-        );
-        let config = dir.join("gov.toml");
-        let text = format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = 20\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 50\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n\
-             {rpc_extra}\n",
-            data = dir.join("data").display().to_string(),
-            chain = dir.join("sim/chain").display().to_string(),
-            providers = dir.join("sim/providers.json").display().to_string(),
-        );
-        std::fs::write(&config, text).unwrap();
+        simulate(dir, "healthy", 1, 20);
+        let config = Config::new(dir, 20)
+            .chain(&dir.join("sim/chain"))
+            .rpc_extra(rpc_extra)
+            .write(&dir.join("gov.toml"));
         Fixture { config, _tmp: tmp }
     }
 

@@ -16,7 +16,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tb_e2e::{bin, http_request, rpc_call, run, run_expect, wait_until, Daemon, DEADLINE};
+use tb_e2e::{
+    append, bin, http_request, rpc_call, run, run_expect, simulate, wait_until, Config, Daemon,
+    DEADLINE,
+};
 
 /// Blocks per epoch of the simulated chains here.
 const L: usize = 20;
@@ -106,36 +109,11 @@ impl Setup {
     fn demo() -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                "demo",
-                "--epochs",
-                "12",
-                "--epoch-blocks",
-                &L.to_string(),
-            ],
-            &dir,
-            &[],
-            0,
-        );
-        let text = std::fs::read_to_string(dir.join("sim/chain/blocks-000000.jsonl")).unwrap();
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-        assert_eq!(lines.len(), 12 * L);
+        let lines = simulate(&dir, "demo", 12, L);
         std::fs::create_dir_all(dir.join("chain")).unwrap();
-        let cfg = format!(
-            "[governor]\ndata_dir = {data:?}\nchain_id = \"tb-sim\"\nepoch_blocks = {L}\n\n\
-             [chain]\ndir = {chain:?}\nproviders = {providers:?}\npoll_ms = 50\n\n\
-             [rpc]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
-            data = dir.join("data").display().to_string(),
-            chain = dir.join("chain").display().to_string(),
-            providers = dir.join("sim/providers.json").display().to_string(),
-        );
-        std::fs::write(dir.join("gov.toml"), cfg).unwrap();
+        Config::new(&dir, L)
+            .rpc_extra(&format!("token = \"{TOKEN}\""))
+            .write(&dir.join("gov.toml"));
         Setup {
             dir,
             lines,
@@ -150,14 +128,7 @@ impl Setup {
     }
 
     fn append(&self, bytes: &[u8]) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("chain/blocks-000000.jsonl"))
-            .unwrap();
-        f.write_all(bytes).unwrap();
-        f.sync_all().unwrap();
+        append(&self.dir.join("chain/blocks-000000.jsonl"), bytes);
     }
 
     fn start(&self, env: &[(&str, &str)]) -> Daemon {

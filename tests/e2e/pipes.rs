@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tb_decisions::Signer;
-use tb_e2e::{bin, rpc_post, run_expect, wait_until, Daemon, DEADLINE};
+use tb_e2e::{bin, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock, DEADLINE};
 
 const SEED_HEX: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -97,56 +97,18 @@ fn run_closed(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], close
     }
 }
 
-/// Every file under `dir`, by path relative to it, with its bytes; data-directory `LOCK` files
-/// are left out (they hold the PID of the process that last wrote the directory).
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else if path.file_name().is_some_and(|n| n == "LOCK") {
-                continue;
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_path_buf();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
+/// Every directory and file under `dir`, by path relative to it, with its bytes; data-directory
+/// `LOCK` files are left out (they hold the PID of the process that last wrote the directory).
+type Tree = BTreeMap<PathBuf, Option<Vec<u8>>>;
 
 /// Panics unless `dir` holds exactly the files of `want`, byte for byte.
-fn assert_same_files(what: &str, want: &BTreeMap<PathBuf, Vec<u8>>, dir: &Path) {
-    let got = tree(dir);
-    let names = |t: &BTreeMap<PathBuf, Vec<u8>>| t.keys().cloned().collect::<Vec<_>>();
+fn assert_same_files(what: &str, want: &Tree, dir: &Path) {
+    let got = tree(dir, Lock::Skip);
+    let names = |t: &Tree| t.keys().cloned().collect::<Vec<_>>();
     assert_eq!(names(&got), names(want), "{what}: the same files");
     for (name, bytes) in want {
         assert!(got[name] == *bytes, "{what}: {} differs", name.display());
     }
-}
-
-/// Simulates 6 epochs of 20 blocks of the demo scenario into `dir/sim`.
-fn simulate(dir: &Path) {
-    run_expect(
-        "tb-governor",
-        &[
-            "simulate",
-            "--out",
-            "sim",
-            "--scenario",
-            "demo",
-            "--epochs",
-            "6",
-            "--epoch-blocks",
-            "20",
-        ],
-        dir,
-        &[],
-        0,
-    );
 }
 
 /// `tb-governor replay` of `dir/sim` into `out` (signed).
@@ -178,9 +140,9 @@ fn public_key() -> String {
 fn replay_writes_every_file_when_its_stdout_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     let full = run_expect("tb-governor", &replay_args("full"), dir, SIGNED, 0);
-    let want = tree(&dir.join("full"));
+    let want = tree(&dir.join("full"), Lock::Skip);
     assert_eq!(
         want.len(),
         18,
@@ -232,11 +194,11 @@ fn demo_writes_every_file_when_its_stdout_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     run_expect("tb-governor", &["demo", "--dir", "full"], dir, &[], 0);
-    let full = tree(&dir.join("full"));
+    let full = tree(&dir.join("full"), Lock::Skip);
     for (close, sub) in [(Close::AtStart, "closed"), (Close::AfterFirstLine, "head")] {
         let r = run_closed("tb-governor", &["demo", "--dir", sub], dir, &[], close);
         r.assert_quiet(&format!("demo ({close:?})"), 0);
-        let got = tree(&dir.join(sub));
+        let got = tree(&dir.join(sub), Lock::Skip);
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             full.keys().collect::<Vec<_>>(),
@@ -245,6 +207,9 @@ fn demo_writes_every_file_when_its_stdout_closes() {
         let full_dir = dir.join("full").canonicalize().unwrap();
         let sub_dir = dir.join(sub).canonicalize().unwrap();
         for (name, bytes) in &full {
+            let Some(bytes) = bytes else {
+                continue; // a directory: its name is checked above
+            };
             let text = name.to_string_lossy();
             if text == "node.key" || text.ends_with(".sig") {
                 continue; // a fresh demo key each run: checked by verify below
@@ -255,7 +220,10 @@ fn demo_writes_every_file_when_its_stdout_closes() {
                 &sub_dir.display().to_string(),
             );
             assert!(
-                String::from_utf8_lossy(&got[name]) == want,
+                got[name]
+                    .as_deref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    == Some(want),
                 "demo ({close:?}): {text} differs"
             );
         }
@@ -286,7 +254,7 @@ fn demo_writes_every_file_when_its_stdout_closes() {
 fn commands_that_only_print_exit_quietly_when_their_stdout_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     run_expect("tb-governor", &replay_args("out"), dir, SIGNED, 0);
     let key = public_key();
     let verify = [
@@ -380,7 +348,7 @@ fn commands_that_only_print_exit_quietly_when_their_stdout_closes() {
     r.assert_quiet("simulate with stdout closed", 0);
     assert_same_files(
         "simulate with stdout closed",
-        &tree(&dir.join("sim")),
+        &tree(&dir.join("sim"), Lock::Skip),
         &dir.join("sim2"),
     );
     let r = run_closed(
@@ -399,7 +367,7 @@ fn commands_that_only_print_exit_quietly_when_their_stdout_closes() {
 fn client_commands_exit_quietly_when_their_stdout_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     let config = daemon_config(dir, "127.0.0.1:0");
     let d = Daemon::start(&config, &dir.join("gov.stderr.log"));
     d.wait_closed(4);
@@ -449,7 +417,7 @@ fn daemon_config(dir: &Path, listen: &str) -> PathBuf {
 fn the_daemon_serves_on_with_its_stdout_and_stderr_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     // Its `listening on` line cannot be read, so it gets a port known beforehand: a free one,
     // released just before the daemon binds it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -510,9 +478,9 @@ fn the_daemon_serves_on_with_its_stdout_and_stderr_closed() {
 fn a_stdout_that_fails_otherwise_is_reported_and_never_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     run_expect("tb-governor", &replay_args("full"), dir, SIGNED, 0);
-    let full = tree(&dir.join("full"));
+    let full = tree(&dir.join("full"), Lock::Skip);
     let full_stdout = |args: &[&str], env: &[(&str, &str)]| {
         let dev_full = std::fs::OpenOptions::new()
             .write(true)
@@ -586,7 +554,7 @@ fn a_rejected_number_is_shown_as_it_was_written() {
     for literal in ["1e6", "18446744073709551616", "-0", "60.0"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        simulate(dir);
+        simulate(dir, "demo", 6, 20);
         corrupt_tx_count(dir, 25, literal);
         let r = run_expect("tb-governor", &replay_args("out"), dir, &[], 2);
         let want = format!(
@@ -605,7 +573,7 @@ fn a_rejected_number_is_shown_as_it_was_written() {
 fn a_failed_decision_write_names_the_decision_file_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     // The premise: epoch 0's snapshot fits in 4096 bytes and its decision does not.
     run_expect("tb-governor", &replay_args("full"), dir, &[], 0);
     let size = |p: &str| std::fs::metadata(dir.join(p)).unwrap().len();
@@ -650,7 +618,7 @@ fn a_loose_key_file_is_described_by_the_access_it_grants() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     run_expect("tb-governor", &["keygen", "--out", "node.key"], dir, &[], 0);
     let key = dir.join("node.key");
     for (mode, grants) in [
@@ -678,7 +646,7 @@ fn a_loose_key_file_is_described_by_the_access_it_grants() {
 fn each_cause_is_printed_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    simulate(dir);
+    simulate(dir, "demo", 6, 20);
     // A config error whose message already holds the I/O error it wraps.
     let r = run_expect(
         "tb-governor",

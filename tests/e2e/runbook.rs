@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tb_e2e::{http_request, rpc_call, rpc_post, run, run_expect, wait_until, Daemon, DEADLINE};
+use tb_e2e::{
+    append, http_request, rpc_call, rpc_post, run, simulate, wait_until, Config, Daemon, DEADLINE,
+};
 
 /// Blocks per epoch.
 const L: usize = 20;
@@ -40,26 +42,7 @@ impl Setup {
     fn new(epochs: usize) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                "demo",
-                "--epochs",
-                &epochs.to_string(),
-                "--epoch-blocks",
-                &L.to_string(),
-            ],
-            &dir,
-            &[],
-            0,
-        );
-        let text = std::fs::read_to_string(dir.join("sim/chain/blocks-000000.jsonl")).unwrap();
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-        assert_eq!(lines.len(), epochs * L);
+        let lines = simulate(&dir, "demo", epochs, L);
         Setup {
             dir,
             lines,
@@ -74,39 +57,14 @@ impl Setup {
     /// `gov.toml` for `data/` and `chain/`, with extra lines in `[chain]` and `[rpc]`.
     fn config(&self, chain_extra: &str, rpc_extra: &str) -> PathBuf {
         std::fs::create_dir_all(self.path("chain")).unwrap();
-        let text = format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = {L}\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 50\n\
-             {chain_extra}\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n\
-             {rpc_extra}\n",
-            data = self.path("data").display().to_string(),
-            chain = self.path("chain").display().to_string(),
-            providers = self.path("sim/providers.json").display().to_string(),
-        );
-        let path = self.path("gov.toml");
-        std::fs::write(&path, text).unwrap();
-        path
+        Config::new(&self.dir, L)
+            .chain_extra(chain_extra)
+            .rpc_extra(rpc_extra)
+            .write(&self.path("gov.toml"))
     }
 
     fn append(&self, bytes: &str) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(FILE))
-            .unwrap();
-        f.write_all(bytes.as_bytes()).unwrap();
-        f.sync_all().unwrap();
+        append(&self.path(FILE), bytes.as_bytes());
     }
 
     fn append_epochs(&self, epochs: std::ops::Range<usize>) {

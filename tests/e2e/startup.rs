@@ -3,14 +3,15 @@
 //! through the test fault hook), runtime params left alone outside apply mode, an ingest thread
 //! panic, and leftover temp files.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
-use tb_e2e::{bin, run_expect, wait_until, Daemon, Run, DEADLINE, POLL};
+use tb_e2e::{
+    append, bin, run_expect, simulate, tree, wait_until, Config, Daemon, Lock, Run, DEADLINE, POLL,
+};
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
@@ -29,26 +30,7 @@ impl Setup {
     fn new(epochs: usize) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        run_expect(
-            "tb-governor",
-            &[
-                "simulate",
-                "--out",
-                "sim",
-                "--scenario",
-                "healthy",
-                "--epochs",
-                &epochs.to_string(),
-                "--epoch-blocks",
-                &L.to_string(),
-            ],
-            &dir,
-            &[],
-            0,
-        );
-        let text = std::fs::read_to_string(dir.join("sim/chain/blocks-000000.jsonl")).unwrap();
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-        assert_eq!(lines.len(), epochs * L);
+        let lines = simulate(&dir, "healthy", epochs, L);
         std::fs::create_dir_all(dir.join("chain")).unwrap();
         Setup {
             dir,
@@ -65,42 +47,20 @@ impl Setup {
     /// appended as further TOML (e.g. an `[apply]` section) and `governor_extra` lines in the
     /// `[governor]` section.
     fn config(&self, name: &str, data: &Path, governor_extra: &str, extra: &str) -> PathBuf {
-        let text = format!(
-            "[governor]\n\
-             data_dir = {data:?}\n\
-             chain_id = \"tb-sim\"\n\
-             epoch_blocks = {L}\n\
-             {governor_extra}\n\
-             \n\
-             [chain]\n\
-             dir = {chain:?}\n\
-             providers = {providers:?}\n\
-             poll_ms = 50\n\
-             \n\
-             [rpc]\n\
-             listen = \"127.0.0.1:0\"\n\
-             token = {TOKEN:?}\n\
-             rps = 100000\n\
-             {extra}\n",
-            data = data.display().to_string(),
-            chain = self.path("chain").display().to_string(),
-            providers = self.path("sim/providers.json").display().to_string(),
-        );
-        let path = self.path(&format!("{name}.toml"));
-        std::fs::write(&path, text).unwrap();
-        path
+        Config::new(&self.dir, L)
+            .data(data)
+            .governor_extra(governor_extra)
+            .rpc_extra(&format!("token = {TOKEN:?}\nrps = 100000"))
+            .rpc_extra(extra)
+            .write(&self.path(&format!("{name}.toml")))
     }
 
     /// Appends the simulated lines `range` to the watched chain.
     fn feed(&self, range: std::ops::Range<usize>) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("chain/blocks-000000.jsonl"))
-            .unwrap();
-        f.write_all(self.lines[range].concat().as_bytes()).unwrap();
-        f.sync_all().unwrap();
+        append(
+            &self.path("chain/blocks-000000.jsonl"),
+            self.lines[range].concat().as_bytes(),
+        );
     }
 
     fn start(&self, config: &Path, env: &[(&str, &str)]) -> Daemon {
@@ -148,25 +108,6 @@ impl Setup {
     }
 }
 
-/// Every directory and file under `dir` (hidden ones included) with its bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Option<Vec<u8>>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().display().to_string();
-            if path.is_dir() {
-                out.insert(format!("{rel}/"), None);
-                walk(root, &path, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 /// The journal's events, asserting every line is complete JSON with contiguous seq numbers.
 fn journal_events(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -200,7 +141,7 @@ fn a_second_process_on_a_locked_data_dir_is_refused_and_changes_nothing() {
         std::fs::read_to_string(&lock).unwrap(),
         format!("{}\n", first.pid())
     );
-    let before = tree(&data);
+    let before = tree(&data, Lock::Keep);
 
     // The rollback step typed while the old daemon is still up (own port: 127.0.0.1:0).
     let r = s.governor(
@@ -211,7 +152,7 @@ fn a_second_process_on_a_locked_data_dir_is_refused_and_changes_nothing() {
     assert!(r.stderr.contains(&lock.display().to_string()), "{r:?}");
     assert!(r.stderr.contains(&format!("PID {}", first.pid())), "{r:?}");
     assert_eq!(
-        tree(&data),
+        tree(&data, Lock::Keep),
         before,
         "a refused second start changed the data dir"
     );
@@ -229,7 +170,11 @@ fn a_second_process_on_a_locked_data_dir_is_refused_and_changes_nothing() {
     );
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains(&format!("PID {}", first.pid())), "{r:?}");
-    assert_eq!(tree(&data), before, "a refused replay changed the data dir");
+    assert_eq!(
+        tree(&data, Lock::Keep),
+        before,
+        "a refused replay changed the data dir"
+    );
 
     // The running daemon's next acknowledged event takes the next seq.
     let receipt = first.cli_json(&cli_args(&[
@@ -265,13 +210,17 @@ fn the_demo_does_not_clear_a_data_dir_in_use() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::write(dir.join(".tb-demo"), b"made by tb-governor demo\n").unwrap();
     std::fs::write(dir.join("data/LOCK"), b"4242\n").unwrap();
-    let before = tree(&dir);
+    let before = tree(&dir, Lock::Keep);
     let holder = std::fs::File::open(dir.join("data/LOCK")).unwrap();
     holder.try_lock().unwrap();
     let r = s.governor(&["demo", "--dir", dir.to_str().unwrap()], &[]);
     assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("PID 4242"), "{r:?}");
-    assert_eq!(tree(&dir), before, "the demo cleared a locked data dir");
+    assert_eq!(
+        tree(&dir, Lock::Keep),
+        before,
+        "the demo cleared a locked data dir"
+    );
 }
 
 #[test]
@@ -297,7 +246,7 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
     let mut with_tail = good_journal.clone();
     with_tail.extend_from_slice(torn);
     std::fs::write(&journal, &with_tail).unwrap();
-    let before = tree(&data);
+    let before = tree(&data, Lock::Keep);
 
     // The key files.
     let good_key = s.path("node.key");
@@ -391,7 +340,7 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
         assert!(r.stderr.contains(expect.as_str()), "{what}: {r:?}");
         assert!(r.stdout.is_empty(), "{what}: {r:?}");
         assert_eq!(
-            tree(&data),
+            tree(&data, Lock::Keep),
             before,
             "{what}: a refused start changed the data dir"
         );
