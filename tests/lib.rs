@@ -744,3 +744,40 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
         .map(|(rel, _)| dir.join(rel))
         .collect()
 }
+
+/// A test's own temporary directory (removed on drop) holding a chain simulated by [`simulate`]
+/// in `sim/`, with the chain's lines in memory for the test to feed into a watched directory.
+#[derive(Debug)]
+pub struct Sim {
+    /// The test's directory.
+    pub dir: PathBuf,
+    /// Every line of the simulated chain, each with its `\n`.
+    pub lines: Vec<String>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Sim {
+    /// A fresh temporary directory with `epochs` epochs of `scenario` at `epoch_blocks` blocks
+    /// per epoch simulated into its `sim/`.
+    pub fn new(scenario: &str, epochs: usize, epoch_blocks: usize) -> Sim {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
+        let dir = tmp.path().to_path_buf();
+        let lines = simulate(&dir, scenario, epochs, epoch_blocks);
+        Sim {
+            dir,
+            lines,
+            _tmp: tmp,
+        }
+    }
+
+    /// `rel` inside the test's directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// Appends the simulated lines `range` to `file` (relative to the test's directory) in one
+    /// write, and syncs it.
+    pub fn feed(&self, file: &str, range: std::ops::Range<usize>) {
+        append(&self.path(file), self.lines[range].concat().as_bytes());
+    }
+}

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tb_e2e::{
-    append, files, http_request, run, simulate, wait_until, Config, Daemon, Run, DEADLINE,
-};
+use tb_e2e::{append, files, http_request, run, wait_until, Config, Daemon, Run, Sim, DEADLINE};
 
 /// Blocks per epoch.
 const L: usize = 20;
@@ -25,30 +23,25 @@ const F1: &str = "blocks-000001.jsonl";
 /// A test's directory: a simulated chain (its lines in memory), a watched chain directory the
 /// test fills, a data dir and a config.
 struct Setup {
-    dir: PathBuf,
-    lines: Vec<String>,
+    sim: Sim,
     config: PathBuf,
-    _tmp: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.sim
+    }
 }
 
 impl Setup {
     /// Simulates `epochs` epochs of the demo scenario and writes the config.
     fn new(epochs: usize) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let lines = simulate(&dir, "demo", epochs, L);
-        std::fs::create_dir_all(dir.join("chain")).unwrap();
-        let config = Config::new(&dir, L).write(&dir.join("gov.toml"));
-        Setup {
-            dir,
-            lines,
-            config,
-            _tmp: tmp,
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+        let sim = Sim::new("demo", epochs, L);
+        std::fs::create_dir_all(sim.path("chain")).unwrap();
+        let config = Config::new(&sim.dir, L).write(&sim.path("gov.toml"));
+        Setup { sim, config }
     }
 
     /// `chain/<name>`.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, files, http_request, rpc_call, rpc_post, run_expect, simulate, wait_until, Config,
-    Daemon, DEADLINE,
+    append, files, http_request, rpc_call, rpc_post, run_expect, wait_until, Config, Daemon, Sim,
+    DEADLINE,
 };
 
 /// Blocks per epoch of every chain here.
@@ -21,28 +21,20 @@ const TOKEN: &str = "s3cret-token";
 
 /// A test's directory: a simulated chain (all its lines in memory), the watched chain directory
 /// the test fills, a data dir and a config.
-struct Setup {
-    dir: PathBuf,
-    /// Every line of the simulated chain, each with its `\n`.
-    lines: Vec<String>,
-    _tmp: tempfile::TempDir,
+struct Setup(Sim);
+
+impl std::ops::Deref for Setup {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.0
+    }
 }
 
 impl Setup {
     /// Simulates `epochs` epochs of `scenario`.
     fn new(scenario: &str, epochs: usize) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let lines = simulate(&dir, scenario, epochs, L);
-        Setup {
-            dir,
-            lines,
-            _tmp: tmp,
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+        Setup(Sim::new(scenario, epochs, L))
     }
 
     /// Writes `<name>.toml` for data dir `data` and chain dir `chain` (both relative to the
@@ -54,11 +46,6 @@ impl Setup {
             .chain(&self.path(chain))
             .rpc_extra(rpc_extra)
             .write(&self.path(&format!("{name}.toml")))
-    }
-
-    /// Appends the simulated lines `range` to `file` (relative to the test's directory).
-    fn append_lines(&self, file: &str, range: std::ops::Range<usize>) {
-        self.append(file, self.lines[range].concat().as_bytes());
     }
 
     /// Appends raw bytes to `file` in one write.
@@ -97,7 +84,7 @@ fn follows_a_growing_chain_across_partial_lines_and_new_files() {
     let s = Setup::new("demo", 12);
     let cfg = s.config("gov", "data", "chain", "");
     // Epochs 0..=2 only.
-    s.append_lines("chain/blocks-000000.jsonl", 0..3 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..3 * L);
     let d = s.start(&cfg);
     // The close (release_provenance) is published before the tip: wait for both.
     let st = d.wait_status("epoch 2 to close", |s| {
@@ -144,7 +131,7 @@ fn follows_a_growing_chain_across_partial_lines_and_new_files() {
     );
 
     // A new file continues the chain.
-    s.append_lines("chain/blocks-000001.jsonl", 6 * L..12 * L);
+    s.feed("chain/blocks-000001.jsonl", 6 * L..12 * L);
     let st = d.wait_status_within("epoch 11 to close", PROMPTLY, |s| {
         s["release_provenance"]["epoch"] == 11 && s["tip_height"] == 12 * L - 1
     });
@@ -251,7 +238,7 @@ fn crashes_at_any_point_lose_and_duplicate_nothing() {
     // The polls below are raw and 1 ms apart: lift the rate limit (not decision-relevant).
     let fast = "rps = 1000000";
     let ref_cfg = s.config("ref", "ref-data", "ref-chain", fast);
-    s.append_lines("ref-chain/blocks-000000.jsonl", 0..12 * L);
+    s.feed("ref-chain/blocks-000000.jsonl", 0..12 * L);
     let mut d = s.start(&ref_cfg);
     let started = Instant::now();
     poll_raw(&d, "the reference run to finish", |e, t| {
@@ -320,7 +307,7 @@ fn crashes_at_any_point_lose_and_duplicate_nothing() {
     // synchronisation), restarted each time from whatever the last run left.
     let cfg = s.config("gov", "data", "chain", fast);
     let data = s.path("data");
-    s.append_lines("chain/blocks-000000.jsonl", 0..12 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..12 * L);
     for k in [1u32, 3, 5, 6, 7, 8, 10] {
         let mut d = s.start(&cfg);
         std::thread::sleep(full_ingest * k / 8);
@@ -393,7 +380,7 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
     let cfg = s.config("gov", "data", "chain", &format!("token = {TOKEN:?}"));
     let data = s.path("data");
     let params_path = data.join("runtime/params.json");
-    s.append_lines("chain/blocks-000000.jsonl", 0..4 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..4 * L);
     let d = s.start(&cfg);
     let st = d.wait_closed(3);
     // Shadow: the Enters of epoch 2 activated at the close of 3 in the shadow params only.
@@ -443,7 +430,7 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
     assert_eq!(st["mode_effective_epoch"], 4, "{st}");
 
     // Epoch 4 is the first close in apply mode: params are reconciled to the shadow params.
-    s.append_lines("chain/blocks-000000.jsonl", 4 * L..5 * L);
+    s.feed("chain/blocks-000000.jsonl", 4 * L..5 * L);
     let read_params = || -> Option<Value> {
         std::fs::read(&params_path)
             .ok()
@@ -498,7 +485,7 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
     assert_eq!(st["params"], decision["params"], "{st}");
 
     // Each later close republishes.
-    s.append_lines("chain/blocks-000000.jsonl", 5 * L..6 * L);
+    s.feed("chain/blocks-000000.jsonl", 5 * L..6 * L);
     let published = wait_until(
         "runtime/params.json of epoch 5",
         DEADLINE,
@@ -538,7 +525,7 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
 fn a_burst_over_the_rate_limit_is_refused_and_the_daemon_keeps_serving() {
     let s = Setup::new("healthy", 1);
     let cfg = s.config("gov", "data", "chain", "rps = 5");
-    s.append_lines("chain/blocks-000000.jsonl", 0..L);
+    s.feed("chain/blocks-000000.jsonl", 0..L);
     let d = s.start(&cfg);
     let status = json!({"jsonrpc": "2.0", "id": 1, "method": "governor.status"}).to_string();
     let answers: Vec<Value> = std::thread::scope(|scope| {
@@ -576,7 +563,7 @@ fn a_manual_exit_is_journaled_and_decided_at_the_next_close() {
     let s = Setup::new("healthy", 4);
     let cfg = s.config("gov", "data", "chain", &format!("token = {TOKEN:?}"));
     let data = s.path("data");
-    s.append_lines("chain/blocks-000000.jsonl", 0..3 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..3 * L);
     let d = s.start(&cfg);
     let st = d.wait_closed(2);
     let operational = st["gates"]
@@ -612,7 +599,7 @@ fn a_manual_exit_is_journaled_and_decided_at_the_next_close() {
     assert_eq!(event["operator"], "o", "{event}");
     assert_eq!(event["effective_epoch"], 3, "{event}");
 
-    s.append_lines("chain/blocks-000000.jsonl", 3 * L..4 * L);
+    s.feed("chain/blocks-000000.jsonl", 3 * L..4 * L);
     let st = d.wait_closed(3);
     let decision = read_json(&decision_path(&data, 3));
     assert_eq!(decision["journal"], json!([event]), "{decision}");
@@ -694,7 +681,7 @@ fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
 fn metrics_pass_promtool_and_healthz_answers() {
     let s = Setup::new("healthy", 3);
     let cfg = s.config("gov", "data", "chain", "");
-    s.append_lines("chain/blocks-000000.jsonl", 0..3 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..3 * L);
     let d = s.start(&cfg);
     d.wait_caught_up(2, 3 * L as u64 - 1);
 
@@ -775,7 +762,7 @@ fn metrics_pass_promtool_and_healthz_answers() {
 fn bad_requests_never_kill_the_daemon() {
     let s = Setup::new("healthy", 1);
     let cfg = s.config("gov", "data", "chain", "max_body_bytes = 4096");
-    s.append_lines("chain/blocks-000000.jsonl", 0..L);
+    s.feed("chain/blocks-000000.jsonl", 0..L);
     let mut d = s.start(&cfg);
     d.wait_closed(0);
     let addr = d.addr.clone();
@@ -835,7 +822,7 @@ fn bad_requests_never_kill_the_daemon() {
 fn a_diverging_decision_file_halts_ingest_but_not_rpc() {
     let s = Setup::new("healthy", 3);
     let cfg = s.config("gov", "data", "chain", "");
-    s.append_lines("chain/blocks-000000.jsonl", 0..3 * L);
+    s.feed("chain/blocks-000000.jsonl", 0..3 * L);
     // Epoch 1's file already exists with other bytes: "something changed the inputs".
     let data = s.path("data");
     std::fs::create_dir_all(data.join("decisions")).unwrap();
@@ -865,7 +852,7 @@ fn a_diverging_decision_file_halts_ingest_but_not_rpc() {
 fn sighup_reloads_what_may_change_and_sigterm_stops_cleanly() {
     let s = Setup::new("healthy", 1);
     let cfg = s.config("gov", "data", "chain", "rps = 50");
-    s.append_lines("chain/blocks-000000.jsonl", 0..L);
+    s.feed("chain/blocks-000000.jsonl", 0..L);
     let mut d = s.start(&cfg);
     let st = d.wait_closed(0);
     assert_eq!(st["config_reload_error"], Value::Null, "{st}");

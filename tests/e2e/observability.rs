@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, bin, http_request, rpc_call, run, run_expect, simulate, wait_until, Config, Daemon,
-    DEADLINE,
+    append, bin, http_request, rpc_call, run, run_expect, wait_until, Config, Daemon, Sim, DEADLINE,
 };
 
 /// Blocks per epoch of the simulated chains here.
@@ -98,27 +97,25 @@ fn output_within(mut cmd: Command, limit: Duration) -> Output {
 // ---------------------------------------------------------------------------------------------
 // A simulated chain fed into a watched directory.
 
-struct Setup {
-    dir: PathBuf,
-    lines: Vec<String>,
-    _tmp: tempfile::TempDir,
+struct Setup(Sim);
+
+impl std::ops::Deref for Setup {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.0
+    }
 }
 
 impl Setup {
     /// The demo scenario (healthy → market shock → recovery, hostile receipts), 12 epochs.
     fn demo() -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let lines = simulate(&dir, "demo", 12, L);
-        std::fs::create_dir_all(dir.join("chain")).unwrap();
-        Config::new(&dir, L)
+        let sim = Sim::new("demo", 12, L);
+        std::fs::create_dir_all(sim.path("chain")).unwrap();
+        Config::new(&sim.dir, L)
             .rpc_extra(&format!("token = \"{TOKEN}\""))
-            .write(&dir.join("gov.toml"));
-        Setup {
-            dir,
-            lines,
-            _tmp: tmp,
-        }
+            .write(&sim.path("gov.toml"));
+        Setup(sim)
     }
 
     /// Appends the chain lines of `epochs` to the watched chain file.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, http_request, rpc_call, rpc_post, run, simulate, wait_until, Config, Daemon, DEADLINE,
+    append, http_request, rpc_call, rpc_post, run, wait_until, Config, Daemon, Sim, DEADLINE,
 };
 
 /// Blocks per epoch.
@@ -32,26 +32,19 @@ fn node_public_key() -> String {
 
 /// A test's directory: the simulated chain (lines in memory), the watched chain directory the
 /// test fills, a data dir and a config.
-struct Setup {
-    dir: PathBuf,
-    lines: Vec<String>,
-    _tmp: tempfile::TempDir,
+struct Setup(Sim);
+
+impl std::ops::Deref for Setup {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new(epochs: usize) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let lines = simulate(&dir, "demo", epochs, L);
-        Setup {
-            dir,
-            lines,
-            _tmp: tmp,
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+        Setup(Sim::new("demo", epochs, L))
     }
 
     /// `gov.toml` for `data/` and `chain/`, with extra lines in `[chain]` and `[rpc]`.

@@ -9,9 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
-use tb_e2e::{
-    append, bin, run_expect, simulate, tree, wait_until, Config, Daemon, Lock, Run, DEADLINE, POLL,
-};
+use tb_e2e::{bin, run_expect, tree, wait_until, Config, Daemon, Lock, Run, Sim, DEADLINE, POLL};
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
@@ -20,27 +18,21 @@ const TOKEN: &str = "s3cret-token";
 
 /// A test's directory: a simulated chain (its lines in memory), a watched chain directory the
 /// test fills, and configs.
-struct Setup {
-    dir: PathBuf,
-    lines: Vec<String>,
-    _tmp: tempfile::TempDir,
+struct Setup(Sim);
+
+impl std::ops::Deref for Setup {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new(epochs: usize) -> Setup {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let lines = simulate(&dir, "healthy", epochs, L);
-        std::fs::create_dir_all(dir.join("chain")).unwrap();
-        Setup {
-            dir,
-            lines,
-            _tmp: tmp,
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+        let sim = Sim::new("healthy", epochs, L);
+        std::fs::create_dir_all(sim.path("chain")).unwrap();
+        Setup(sim)
     }
 
     /// Writes `<name>.toml` for data dir `data` (any path) on `chain/`, with a token, `extra`
@@ -57,10 +49,7 @@ impl Setup {
 
     /// Appends the simulated lines `range` to the watched chain.
     fn feed(&self, range: std::ops::Range<usize>) {
-        append(
-            &self.path("chain/blocks-000000.jsonl"),
-            self.lines[range].concat().as_bytes(),
-        );
+        self.0.feed("chain/blocks-000000.jsonl", range);
     }
 
     fn start(&self, config: &Path, env: &[(&str, &str)]) -> Daemon {
