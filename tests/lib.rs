@@ -53,12 +53,7 @@ impl From<Output> for Run {
 pub fn run(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin(name));
     cmd.args(args).current_dir(cwd);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TB_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
+    clean_env(&mut cmd, env);
     match cmd.output() {
         Ok(o) => o.into(),
         Err(e) => Run {
@@ -158,12 +153,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(file));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TB_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env.iter().copied());
+        clean_env(&mut cmd, env);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("could not start tb-governor: {e}"));
@@ -780,4 +770,15 @@ impl Sim {
     pub fn feed(&self, file: &str, range: std::ops::Range<usize>) {
         append(&self.path(file), self.lines[range].concat().as_bytes());
     }
+}
+
+/// Gives `cmd` a clean environment for the binaries under test: every inherited `TB_*` variable
+/// removed, then `env` added.
+pub fn clean_env<'a>(cmd: &'a mut Command, env: &[(&str, &str)]) -> &'a mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TB_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied())
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, bin, http_request, rpc_call, run, run_expect, wait_until, Config, Daemon, Sim, DEADLINE,
+    append, bin, clean_env, http_request, rpc_call, run, run_expect, wait_until, Config, Daemon,
+    Sim, DEADLINE,
 };
 
 /// Blocks per epoch of the simulated chains here.
@@ -1208,11 +1209,7 @@ fn status_watch_redraws_until_interrupted() {
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TB_") {
-            cmd.env_remove(k);
-        }
-    }
+    clean_env(&mut cmd, &[]);
     let mut child = cmd.spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tb_decisions::Signer;
-use tb_e2e::{bin, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock, DEADLINE};
+use tb_e2e::{
+    bin, clean_env, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock, DEADLINE,
+};
 
 const SEED_HEX: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -59,12 +61,7 @@ fn run_closed(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], close
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TB_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.envs(env.iter().copied());
+    clean_env(&mut cmd, env);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("could not start {name}: {e}"));
@@ -434,11 +431,7 @@ fn the_daemon_serves_on_with_its_stdout_and_stderr_closed() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TB_") {
-            cmd.env_remove(k);
-        }
-    }
+    clean_env(&mut cmd, &[]);
     let mut child = cmd.env("RUST_LOG", "debug").spawn().unwrap();
     // Both pipes closed before the daemon writes its first line or log.
     drop(child.stdout.take());
@@ -491,12 +484,7 @@ fn a_stdout_that_fails_otherwise_is_reported_and_never_exits_0() {
             .current_dir(dir)
             .stdout(Stdio::from(dev_full))
             .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TB_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env.iter().copied());
+        clean_env(&mut cmd, env);
         let out = cmd.output().unwrap();
         (
             out.status.code(),
@@ -588,11 +576,7 @@ fn a_failed_decision_write_names_the_decision_file_once() {
         .arg(bin("tb-governor"))
         .args(replay_args("out"))
         .current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TB_") {
-            cmd.env_remove(k);
-        }
-    }
+    clean_env(&mut cmd, &[]);
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value;
-use tb_e2e::{bin, run_expect, tree, wait_until, Config, Daemon, Lock, Run, Sim, DEADLINE, POLL};
+use tb_e2e::{
+    bin, clean_env, run_expect, tree, wait_until, Config, Daemon, Lock, Run, Sim, DEADLINE, POLL,
+};
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
@@ -67,12 +69,7 @@ impl Setup {
             .stdin(Stdio::null())
             .stdout(out.reopen().unwrap())
             .stderr(err.reopen().unwrap());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("TB_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(env.iter().copied());
+        clean_env(&mut cmd, env);
         let mut child = cmd.spawn().unwrap();
         let start = Instant::now();
         let status = loop {
