@@ -1,10 +1,10 @@
-//! `[economics]`: the knobs of the integer control law (DESIGN §4).
+//! `[economics]`: the knobs of the integer control law (docs/economics.md, "Control law").
 
 use crate::knobs::knob_table;
 
 knob_table! {
     /// `[economics]`: knobs of the control law that turns each epoch's snapshot into a
-    /// recommended block reward, subsidy shares and updated baselines (DESIGN §4). Decision-relevant:
+    /// recommended block reward, subsidy shares and updated baselines (docs/economics.md, "Control law"). Decision-relevant:
     /// part of `config_hash`.
     pub struct EconomicsConfig {
         /// Hard cap on total emission; the reward decays quadratically towards it. Must be > 0.

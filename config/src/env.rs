@@ -1,4 +1,4 @@
-//! `TB_*` environment overrides (DESIGN §8).
+//! `TB_*` environment overrides (docs/configuration.md, "Environment variables").
 
 use crate::boolean::{parse_bool, BOOL_WORDS};
 use crate::error::ConfigError;

@@ -1,4 +1,4 @@
-//! `[gates.*]`: streak rules and thresholds of the eight gates (DESIGN §5).
+//! `[gates.*]`: streak rules and thresholds of the eight gates (docs/configuration.md, "[gates.*]"; the rules in docs/gates.md).
 
 use crate::knobs::knob_table;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Configuration of the Launch Governor: every knob as a typed struct with its documented default,
 //! loading from `governor.toml` plus `TB_*` environment overrides, validation whose errors name
 //! the file (or variable) and the dotted key, and the `config_hash` that binds decisions to the
-//! decision-relevant knobs (DESIGN §8).
+//! decision-relevant knobs (docs/configuration.md).
 //!
 //! ```
 //! let config = tb_config::Config::load(None, |_| None)?;
@@ -17,8 +17,8 @@
 //!
 //! - `lib.rs` — [`Config`], [`Mode`], loading, [`Config::config_hash`], [`is_id`].
 //! - `sections.rs` — `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`.
-//! - `economics.rs` — `[economics]`, the control-law knobs (DESIGN §4).
-//! - `gates.rs` — `[gates.*]`, the eight gate tables and [`StreakConfig`] (DESIGN §5).
+//! - `economics.rs` — `[economics]`, the control-law knobs (docs/economics.md).
+//! - `gates.rs` — `[gates.*]`, the eight gate tables and [`StreakConfig`] (docs/gates.md).
 //! - `knobs.rs` — the `knob_table!` macro that declares integer-knob tables with their defaults.
 //! - `env.rs` — the `TB_*` environment overrides.
 //! - `boolean.rs` — [`parse_bool`], the strict boolean words shared by env and TOML.

@@ -1,4 +1,4 @@
-//! Attestation sidecars (§6): ed25519 over the DSSE pre-authentication encoding of the record.
+//! Attestation sidecars (docs/formats.md, "Attestation sidecar"): ed25519 over the DSSE pre-authentication encoding of the record.
 //!
 //! `epoch-{e:020}.json.sig` holds exactly `{schema, payload_type, payload_blake3, keyid,
 //! public_key, signature}` (JCS, all hex strings but the two names). The signed bytes are
@@ -38,7 +38,7 @@ pub fn keyid(public_key: &[u8; 32]) -> String {
     hex::encode(&blake3::hash(public_key).as_bytes()[..16])
 }
 
-/// A sidecar, exactly the six fields of §6.
+/// A sidecar, exactly the six fields of docs/formats.md, "Attestation sidecar".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Attestation {

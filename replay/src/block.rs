@@ -1,4 +1,4 @@
-//! Blocks of `tb.chain.v1` (§2): one JSON object per line.
+//! Blocks of `tb.chain.v1` (docs/formats.md, "Block"): one JSON object per line.
 
 use crate::decode::{self, FieldError};
 use crate::json::{self, Json, JsonError};

@@ -1,4 +1,4 @@
-//! The economics control law (§4): block reward, volatility, baselines and subsidy shares, in
+//! The economics control law (docs/economics.md, "Control law"): block reward, volatility, baselines and subsidy shares, in
 //! integer arithmetic exactly as written in the design.
 
 use std::collections::VecDeque;

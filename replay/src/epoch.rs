@@ -1,4 +1,4 @@
-//! Per-epoch aggregation (§3): what accepted receipts and blocks add up to.
+//! Per-epoch aggregation (docs/economics.md, "Snapshot figures"): what accepted receipts and blocks add up to.
 
 use std::collections::BTreeSet;
 
@@ -271,7 +271,7 @@ impl EpochAcc {
 }
 
 /// JCS of the epoch's proof records. Their fields are declared in sorted order and hold only
-/// validated ids, hex and safe integers, so compact serde_json output is already JCS (§2.1);
+/// validated ids, hex and safe integers, so compact serde_json output is already JCS (docs/formats.md, "The signed message");
 /// a test checks it against the general canonicaliser. This runs at every epoch close.
 pub(crate) fn trace_bytes(proofs: &[Blocktorch]) -> Vec<u8> {
     serde_json::to_vec(proofs).unwrap_or_default()

@@ -10,13 +10,13 @@
 //! - [`json`]: the JSON value tree (duplicate keys, integer literals, nesting limit).
 //! - [`decode`]: typed field reads with errors that name the field.
 //! - [`providers`]: the provider key registry, with rotation windows.
-//! - [`receipt`]: receipt decoding, the stateless checks of §2.2 and the signed message.
+//! - [`receipt`]: receipt decoding, the stateless checks of docs/formats.md, "Validation order", and the signed message.
 //! - [`block`]: block decoding.
 //! - [`reader`]: resumable reading of complete lines from a chain directory.
 //! - [`feed`]: the read-and-apply loop shared by every caller.
 //! - [`backlog`]: receipts written to the chain directory but not yet read.
 //! - [`replayer`]: the incremental [`Replayer`] and its checkpointable state.
-//! - [`control`]: the economics control law (§4).
+//! - [`control`]: the economics control law (docs/economics.md).
 //! - [`snapshot`]: the snapshot shape and its hash.
 //! - [`stats`]: lower medians, nearest-rank percentiles, MAD.
 //! - [`sim`]: the deterministic chain simulator.

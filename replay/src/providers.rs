@@ -1,4 +1,4 @@
-//! The provider registry: who may sign receipts, with which key, at which heights (§2.1).
+//! The provider registry: who may sign receipts, with which key, at which heights (docs/formats.md, "Providers file").
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Reading `tb.chain.v1` JSON Lines from a chain directory (§2).
+//! Reading `tb.chain.v1` JSON Lines from a chain directory (docs/formats.md, "Chain export").
 //!
 //! Files `*.jsonl` (not starting with `.`; symbolic links are followed) are read in byte-wise
 //! name order. A line is handed out only once its `\n` is present, so a writer may be mid-line;

@@ -1,4 +1,4 @@
-//! Receipts: decoding, the §2.2 validation order, and the signed message (§2.1).
+//! Receipts: decoding, the validation order and the signed message (docs/formats.md, "Receipts").
 //!
 //! Everything here is a pure function of one receipt, its block height and the static registry,
 //! so it runs on any core. The one stateful check, the per-provider nonce, is left to the
@@ -74,7 +74,7 @@ impl Tier {
     }
 }
 
-/// Why a receipt was rejected; the first failing check of §2.2 names it.
+/// Why a receipt was rejected; the first failing check of the validation order (docs/formats.md) names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
     /// Does not decode, unknown market or field, id/hex format, integer > MAX_SAFE.
@@ -155,7 +155,7 @@ pub enum Detail {
     },
 }
 
-/// A signed settlement that passed checks 1–4 of §2.2.
+/// A signed settlement that passed checks 1–4 of the validation order (docs/formats.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settlement {
     /// Market settled.
@@ -229,7 +229,7 @@ const COMMON: [&str; 6] = [
     "signature",
 ];
 
-/// Runs checks 1–4 of §2.2 on one receipt of the block at `height`.
+/// Runs checks 1–4 of the validation order on one receipt of the block at `height`.
 pub fn decode_receipt(value: &Json, height: u64, ctx: &ReceiptContext<'_>) -> Decoded {
     let obj = match decode::object(value, "receipt") {
         Ok(o) => o,
@@ -444,10 +444,10 @@ fn slash(obj: &Obj, market: Market) -> Decoded {
     }
 }
 
-/// The exact bytes a provider signs for `receipt` at `height` (§2.1):
+/// The exact bytes a provider signs for `receipt` at `height` (docs/formats.md, "The signed message"):
 /// `"tb.receipt.v1\n"` ‖ JCS(receipt without `signature`, plus `chain_id` and `height`).
 ///
-/// As §2.1 notes, for a receipt that passed the schema check (ASCII ids and hex, safe
+/// As docs/formats.md notes, for a receipt that passed the schema check (ASCII ids and hex, safe
 /// integers) JCS is compact JSON with keys sorted, which is what this writes through
 /// serde_json: about seven times faster than a general canonicaliser on this hot path. A
 /// property test checks it against `serde_json_canonicalizer` byte for byte.

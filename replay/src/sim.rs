@@ -503,7 +503,7 @@ impl Generator<'_> {
         }
     }
 
-    /// One receipt that fails check `kind` of §2.2 (and no earlier check).
+    /// One receipt that fails check `kind` of the validation order (docs/formats.md) (and no earlier check).
     fn hostile(&mut self, kind: &str, height: u64, honest: &[Pending]) -> Pending {
         let provider = self.pick_provider(3);
         let epoch = (height - self.cfg.genesis_height) / self.cfg.epoch_blocks;

@@ -1,15 +1,15 @@
-//! The economics snapshot of one closed epoch (§3) and its hash.
+//! The economics snapshot of one closed epoch (docs/formats.md, "Snapshot") and its hash.
 
 use serde::{Deserialize, Serialize};
 
 /// Schema tag of every snapshot.
 pub const SNAPSHOT_SCHEMA: &str = "tb.economics.snapshot.v1";
 
-/// One closed epoch's economics, exactly the shape of §3. Serialised with JCS its bytes are the
+/// One closed epoch's economics, exactly the shape of docs/formats.md, "Snapshot". Serialised with JCS its bytes are the
 /// file `b3sum` checks; [`Snapshot::hash`] is that blake3.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // field meanings are DESIGN §3, repeated in docs/formats.md
+#[allow(missing_docs)] // docs/formats.md, "Snapshot", gives each field's meaning
 pub struct Snapshot {
     pub schema: String,
     pub chain_id: String,
@@ -89,7 +89,7 @@ pub struct MarketStats {
 }
 
 impl MarketStats {
-    /// A market "has data" when both utilization and margin are known (§5).
+    /// A market "has data" when both utilization and margin are known (docs/gates.md).
     pub fn has_data(&self) -> bool {
         self.utilization_ppm.is_some() && self.provider_margin_ppm.is_some()
     }
@@ -153,7 +153,7 @@ impl ReceiptCounts {
         ]
     }
 
-    /// `(reason, count)` of rejected receipts, in the order of §2.2.
+    /// `(reason, count)` of rejected receipts, in the validation order (docs/formats.md).
     pub fn rejected_by_reason(&self) -> [(&'static str, u64); 6] {
         let r = &self.rejected;
         [
@@ -202,7 +202,7 @@ pub struct Rejected {
     pub invalid_values: u64,
 }
 
-/// The control law's output for this epoch (§4).
+/// The control law's output for this epoch (docs/economics.md, "Control law").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]

@@ -498,7 +498,7 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
         tb_decisions::hash_hex(&decision_bytes)
     );
 
-    // The configuration still says shadow: a restart journals set_mode shadow (DESIGN §5: a
+    // The configuration still says shadow: a restart journals set_mode shadow (docs/gates.md: a
     // start whose configured mode differs from the journal's appends an event), and says so.
     drop(d);
     let d = s.start(&cfg);
@@ -646,7 +646,7 @@ fn a_manual_exit_is_journaled_and_decided_at_the_next_close() {
     assert_eq!(listed["intents"][1]["state"], "superseded", "{listed}");
 }
 
-/// The §7 metric names (the operations runbook's).
+/// The metric names (the operations runbook's).
 const METRICS: [&str; 20] = [
     "economics_block_reward_per_block",
     "economics_prev_market_metrics_utilization_ppm",
@@ -727,7 +727,7 @@ fn metrics_pass_promtool_and_healthz_answers() {
 
     // promtool parses the exposition. Its one allowed lint finding: the name
     // `proof_verification_latency_ms` carries an abbreviated unit, but that name is fixed by the
-    // operations runbook (DESIGN §7), so it stays.
+    // operations runbook, so it stays.
     let path = s.path("metrics.txt");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new("promtool")

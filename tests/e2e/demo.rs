@@ -7,7 +7,7 @@ fn the_demo_narrative_states_what_the_files_prove() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_expect("tb-governor", &["demo", "--dir", "d"], tmp.path(), &[], 0).stdout;
     // Gates: all enter at epoch 2; the shocked storage market (and economics) exit at 5 and
-    // re-enter at 9 (DESIGN §5 streak rules with the simulator's shock in epochs 4-6).
+    // re-enter at 9 (docs/gates.md streak rules with the simulator's shock in epochs 4-6).
     assert!(
         out.contains("epoch  2: entered economics, storage, compute, energy, ad, ad_contextual, ad_presence, operational"),
         "{out}"

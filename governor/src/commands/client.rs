@@ -582,7 +582,7 @@ fn autopilot(s: &Status) -> String {
     }
 }
 
-/// The human `status`, in the order of DESIGN §9: header, gates, pending intents, economics,
+/// The human `status`, in the order of docs/operations.md, "Reading `tb-cli governor status`": header, gates, pending intents, economics,
 /// telemetry gauges, release provenance + hint, receipt health + hints, BlockTorch timeline.
 pub fn render_status(s: &Status) -> String {
     let mut out = String::new();

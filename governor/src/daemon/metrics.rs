@@ -1,4 +1,4 @@
-//! Prometheus metrics (names from the operations runbook, §7).
+//! Prometheus metrics (names from the operations runbook; listed in docs/operations.md, "Metrics").
 
 use std::sync::atomic::AtomicU64;
 

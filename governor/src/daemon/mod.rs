@@ -1,4 +1,4 @@
-//! The daemon (`tb-governor run`, §7): ingest, checkpoint, JSON-RPC, metrics.
+//! The daemon (`tb-governor run`, docs/operations.md): ingest, checkpoint, JSON-RPC, metrics.
 //!
 //! [`run`] takes its shutdown trigger and reload requests as arguments, so tests (and `main`,
 //! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.

@@ -1,4 +1,4 @@
-//! The eight gates and what each judges (§5). Pure functions of one snapshot.
+//! The eight gates and what each judges (docs/gates.md). Pure functions of one snapshot.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The operator journal (§5): the only input besides the chain and the config.
+//! The operator journal (docs/formats.md, "Operator journal"): the only input besides the chain and the config.
 
 use serde::{Deserialize, Serialize};
 use tb_config::Mode;

@@ -1,4 +1,4 @@
-//! The gate engine (§5): a pure function of (snapshot, previous state, journal, config).
+//! The gate engine (docs/gates.md): a pure function of (snapshot, previous state, journal, config).
 //!
 //! [`Engine::close_epoch`] takes a closed epoch's snapshot and the operator journal and returns
 //! the decision record of that epoch, advancing the engine state. No I/O and no clock: the
@@ -142,10 +142,10 @@ pub struct Activation {
     pub outcome: IntentState,
 }
 
-/// The decision record of one closed epoch (§6); its JCS bytes are the decision file.
+/// The decision record of one closed epoch (docs/formats.md, "Decision file"); its JCS bytes are the decision file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // DESIGN §6 / docs/formats.md define each field
+#[allow(missing_docs)] // docs/formats.md, "Decision file", defines each field
 pub struct Decision {
     pub schema: String,
     pub epoch: u64,

@@ -1,4 +1,4 @@
-//! Runtime parameters (§5): what node integrators read from `runtime/params.json`.
+//! Runtime parameters (docs/gates.md, step 5): what node integrators read from `runtime/params.json`.
 
 use serde::{Deserialize, Serialize};
 use tb_replay::snapshot::{Controls, PerMarket};
@@ -15,7 +15,7 @@ pub enum MarketMode {
     Rehearsal,
 }
 
-/// A params set: exactly the fields of §5.
+/// A params set: exactly the fields of docs/formats.md, "Params".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {

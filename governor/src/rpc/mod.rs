@@ -1,4 +1,4 @@
-//! The JSON-RPC API (§7), declared once: the daemon implements the generated server trait and
+//! The JSON-RPC API (docs/rpc.md), declared once: the daemon implements the generated server trait and
 //! `tb-cli` calls the generated client, so both sides share one typed contract.
 
 pub mod types;

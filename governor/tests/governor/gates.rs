@@ -1,4 +1,4 @@
-//! Table-driven tests of `gates::judge`: every threshold of DESIGN §5 judged at the threshold,
+//! Table-driven tests of `gates::judge`: every threshold of docs/configuration.md, "[gates.*]", judged at the threshold,
 //! just inside and just outside, on a mutated copy of a realistic snapshot (the healthy
 //! vector's epoch 2, on which every gate is `enter_ok` and none `exit_bad`).
 

@@ -1,4 +1,4 @@
-//! Modes, the operator journal and the decision record (DESIGN §5, §6), as unit tests on
+//! Modes, the operator journal and the decision record (docs/gates.md, docs/formats.md), as unit tests on
 //! hand-written verdict sequences through `Engine::close_judged`.
 
 use tb_config::{GatesConfig, Mode, StreakConfig};

@@ -1,4 +1,4 @@
-//! Property tests of the streak and intent rules (DESIGN §5) through `Engine::close_judged`:
+//! Property tests of the streak and intent rules (docs/gates.md) through `Engine::close_judged`:
 //! random per-epoch verdicts and random streak knobs per gate, checked against the rules as
 //! stated (never enter early, exit exactly when the bad streak is met, intent ids, epochs,
 //! supersede, activations), shadow against apply against paused, and determinism across
@@ -83,7 +83,7 @@ fn bytes(decisions: &[ClosedDecision]) -> Vec<&[u8]> {
     decisions.iter().map(|d| d.bytes.as_slice()).collect()
 }
 
-/// Checks a shadow or apply run (no journal) against the rules of §5, read directly off the
+/// Checks a shadow or apply run (no journal) against the rules of docs/gates.md, read directly off the
 /// verdict history: `outcome` is what an activation becomes in this mode.
 fn check_rules(
     knobs: &[StreakConfig; 8],

@@ -1,4 +1,4 @@
-//! Block errors (DESIGN §2): every block rule stops ingestion with an error that names the field,
+//! Block errors (docs/formats.md, "Block"): every block rule stops ingestion with an error that names the field,
 //! while a receipt that breaks the receipt schema only rejects that receipt.
 
 use std::sync::Arc;

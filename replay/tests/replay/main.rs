@@ -1,6 +1,6 @@
-//! Integration tests of `tb-replay`: the §2.2 rejection reasons and their order, block errors,
+//! Integration tests of `tb-replay`: the rejection reasons of docs/formats.md and their order, block errors,
 //! the chain reader, a committed golden chain, the determinism properties (threads, batches,
-//! checkpoints, chunking, signatures, hostile bytes) and the simulator scenarios of DESIGN §5.
+//! checkpoints, chunking, signatures, hostile bytes) and the simulator scenarios (docs/gates.md).
 //!
 //! Everything shares one test binary; `common` holds the helpers and the small simulated chain
 //! that the property tests reuse, `conformance` checks the independent implementation's vectors.

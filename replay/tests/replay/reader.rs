@@ -1,4 +1,4 @@
-//! The chain reader (DESIGN §2): complete lines only, CRLF, file order and naming, unterminated
+//! The chain reader (docs/formats.md, "Chain export"): complete lines only, CRLF, file order and naming, unterminated
 //! lines before a later file, block errors with their place, and exact resumption.
 
 use std::fs;

@@ -1,4 +1,4 @@
-//! The rejection reasons of DESIGN §2.2 on hand-built, hand-signed receipts: each one fires, the
+//! The rejection reasons of docs/formats.md, "Validation order", on hand-built, hand-signed receipts: each one fires, the
 //! first failing check names it, and only an accepted receipt advances its provider's nonce.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The simulator's scenarios behave as DESIGN §5 and the simulator's documentation predict,
+//! The simulator's scenarios behave as docs/gates.md and the simulator's documentation predict,
 //! measured on the replayed snapshots.
 
 use ed25519_dalek::Signature;
@@ -43,7 +43,7 @@ fn in_band(v: Option<u64>, lo: u64, hi: u64) -> bool {
     v.is_some_and(|v| (lo..=hi).contains(&v))
 }
 
-/// The market gates' enter conditions (§5) on one market.
+/// The market gates' enter conditions (docs/configuration.md) on one market.
 fn market_enters(m: &MarketStats) -> bool {
     m.settlements >= 5
         && in_band(m.utilization_ppm, 50_000, 900_000)
