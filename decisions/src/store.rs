@@ -93,26 +93,32 @@ fn without_temp_path(e: io::Error) -> io::Error {
     }
 }
 
+/// Removes the `.tmp-*` files an interrupted atomic write left in `dir` (a missing `dir` has
+/// none) and returns how many. Only for the directory's single writer, at startup: a temp file
+/// is never read, and nothing else writes there.
+pub fn remove_temp_files(dir: &Path) -> Result<usize, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err("listing", dir)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            std::fs::remove_file(entry.path()).map_err(io_err("removing", &entry.path()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl RecordStore {
     /// Opens (creating if needed) a record directory; `kind` names the records in errors.
     pub fn open(dir: impl Into<PathBuf>, kind: &'static str) -> Result<Self, StoreError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
         Ok(RecordStore { dir, kind })
-    }
-
-    /// Removes temp files a killed writer left behind (`.tmp-*`). Only for the directory's
-    /// single writer, at startup.
-    pub fn remove_stale_temp_files(&self) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
-            let entry = entry.map_err(io_err("listing", &self.dir))?;
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                std::fs::remove_file(entry.path()).map_err(io_err("removing", &entry.path()))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
     }
 
     /// The directory.
@@ -395,5 +401,16 @@ mod tests {
             WriteOutcome::Unchanged
         );
         assert_eq!(s.read_sidecar(0).unwrap().unwrap(), b"first");
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed_and_a_missing_directory_has_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".tmp-abc"), b"x").unwrap();
+        std::fs::write(tmp.path().join("keep.json"), b"x").unwrap();
+        assert_eq!(remove_temp_files(tmp.path()).unwrap(), 1);
+        assert!(tmp.path().join("keep.json").exists());
+        assert!(!tmp.path().join(".tmp-abc").exists());
+        assert_eq!(remove_temp_files(&tmp.path().join("nope")).unwrap(), 0);
     }
 }

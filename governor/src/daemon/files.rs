@@ -21,25 +21,6 @@ pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Removes the temp files (`.tmp-*`) an interrupted [`write_replace`] left in `dir`; a missing
-/// directory has none. Only for the directory's single writer, at start.
-pub fn remove_stale_temp_files(dir: &Path) -> io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            std::fs::remove_file(entry.path())?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 /// `journal.jsonl`: append-only, fsynced before an action is acknowledged. An append is all or
 /// nothing: a failed write or fsync is rolled back to the previous length before the error is
 /// reported, so the file only ever holds acknowledged lines (plus, after a crash mid-append, one
@@ -437,19 +418,5 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(append(&mut j, "fourth").is_err());
         assert!(!path.exists(), "a deleted journal was recreated");
-    }
-
-    #[test]
-    fn stale_temp_files_are_removed_and_a_missing_directory_has_none() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join(".tmp-abc"), b"x").unwrap();
-        std::fs::write(tmp.path().join("keep.json"), b"x").unwrap();
-        assert_eq!(remove_stale_temp_files(tmp.path()).unwrap(), 1);
-        assert!(tmp.path().join("keep.json").exists());
-        assert!(!tmp.path().join(".tmp-abc").exists());
-        assert_eq!(
-            remove_stale_temp_files(&tmp.path().join("nope")).unwrap(),
-            0
-        );
     }
 }

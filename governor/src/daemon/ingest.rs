@@ -56,10 +56,7 @@ impl Ingest {
             panic!("injected fault ingest-panic ({})", super::fault::FAULT_VAR);
         }
         if let Some(why) = self.halted.take() {
-            tracing::error!("ingest halted: {why}");
-            write(&self.shared.view).ingest.stall = Some(format!("halted: {why}"));
-            let _ = stop.recv();
-            return;
+            return self.halt(&why, &stop);
         }
         // A crash between the checkpoint and the params file leaves the params one close
         // behind: bring them up to date (apply mode only, and only if they differ).
@@ -69,14 +66,7 @@ impl Ingest {
         loop {
             let progressed = match self.step() {
                 Ok(p) => p,
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    tracing::error!("ingest halted: {msg}");
-                    write(&self.shared.view).ingest.stall = Some(format!("halted: {msg}"));
-                    // Wait for shutdown; nothing more is ingested until an operator restarts.
-                    let _ = stop.recv();
-                    return;
-                }
+                Err(e) => return self.halt(&format!("{e:#}"), &stop),
             };
             let wait = if progressed {
                 Duration::ZERO
@@ -133,14 +123,21 @@ impl Ingest {
         Ok(())
     }
 
-    /// Publishes the stall (status and `governor_ingest_stalled`), logging it once each time it
-    /// starts or changes, and when it clears.
+    /// Halts ingestion: logs `why`, shows it as the stall (`halted: …`), and waits for shutdown;
+    /// nothing more is ingested until an operator fixes the cause and restarts.
+    fn halt(&self, why: &str, stop: &Receiver<()>) {
+        tracing::error!("ingest halted: {why}");
+        write(&self.shared.view).ingest.stall = Some(super::state::halted(why));
+        let _ = stop.recv();
+    }
+
+    /// Publishes the stall (status; the gauges follow it at each scrape), logging it once each
+    /// time it starts or changes, and when it clears.
     fn publish_stall(&self, stall: Option<String>) {
         self.set_stall(&mut write(&self.shared.view), stall);
     }
 
     fn set_stall(&self, view: &mut super::state::View, stall: Option<String>) {
-        self.shared.metrics.set_ingest(stall.as_deref());
         if view.ingest.stall == stall {
             return;
         }

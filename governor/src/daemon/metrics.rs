@@ -543,7 +543,7 @@ impl Metrics {
 
     /// Stalled / halted from status's `ingest.stall` (a halt is reported as `halted: …`).
     pub fn set_ingest(&self, stall: Option<&str>) {
-        let halted = stall.is_some_and(|s| s.starts_with("halted:"));
+        let halted = stall.is_some_and(super::state::is_halted);
         self.governor_ingest_halted.set(i64::from(halted));
         self.governor_ingest_stalled
             .set(i64::from(stall.is_some() && !halted));

@@ -533,14 +533,8 @@ fn first_writes(
         let dir = data.join(sub);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let stale = shared.decisions.remove_stale_temp_files()?;
-    if stale > 0 {
-        tracing::info!("removed {stale} temp files an interrupted write left in decisions/");
-    }
-    for sub in ["state", "runtime"] {
-        let dir = data.join(sub);
-        let stale = files::remove_stale_temp_files(&dir)
-            .with_context(|| format!("removing temp files from {}", dir.display()))?;
+    for sub in ["decisions", "state", "runtime"] {
+        let stale = tb_decisions::store::remove_temp_files(&data.join(sub))?;
         if stale > 0 {
             tracing::info!("removed {stale} temp files an interrupted write left in {sub}/");
         }

@@ -11,6 +11,20 @@ use crate::engine::{Decision, Intent, Params};
 use crate::rpc::Ingest;
 use tb_replay::backlog::ReceiptCounts;
 
+/// How status's `ingest.stall` marks a halt (a write failure or a start-up problem that stops
+/// ingestion until a restart), as opposed to a stall that clears by itself.
+const HALTED: &str = "halted: ";
+
+/// The stall text of a halt for `why`.
+pub fn halted(why: &str) -> String {
+    format!("{HALTED}{why}")
+}
+
+/// Whether the stall text `stall` is a halt.
+pub fn is_halted(stall: &str) -> bool {
+    stall.starts_with(HALTED)
+}
+
 /// The last close, as status shows it.
 #[derive(Debug, Clone)]
 pub struct LastClose {

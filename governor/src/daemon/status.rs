@@ -185,7 +185,7 @@ fn receipt_health(
             pending.storage, pending.compute, pending.energy
         );
         hints.push(match stall {
-            Some(s) if s.starts_with("halted:") => {
+            Some(s) if super::state::is_halted(s) => {
                 format!("{what}: ingestion is halted ({s}); fix the cause and restart the daemon")
             }
             Some(s) => format!(
