@@ -506,6 +506,51 @@ pub fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_js
     r.json()
 }
 
+/// The inputs of the chain [`simulate`] writes, as the offline commands take them.
+pub const SIM_INPUTS: [&str; 6] = [
+    "--chain",
+    "sim/chain",
+    "--providers",
+    "sim/providers.json",
+    "--chain-id",
+    "tb-sim",
+];
+
+/// Runs `tb-cli governor audit` in `cwd` over the data directory `data` of the daemon configured
+/// by `config`, and panics unless it exits 0 having reproduced exactly `epochs` decision files.
+pub fn assert_audit_reproduces(cwd: &Path, config: &Path, data: &Path, epochs: usize) -> Run {
+    let (journal, decisions) = (data.join("journal.jsonl"), data.join("decisions"));
+    let audit = run_expect(
+        "tb-cli",
+        &[
+            "governor",
+            "audit",
+            "--config",
+            &config.display().to_string(),
+            "--journal",
+            &journal.display().to_string(),
+            "--decisions",
+            &decisions.display().to_string(),
+        ],
+        cwd,
+        &[],
+        0,
+    );
+    assert_eq!(
+        audit.stdout.matches("reproduced (decision_hash").count(),
+        epochs,
+        "{}",
+        audit.stdout
+    );
+    audit
+}
+
+/// `command`, then [`SIM_INPUTS`], then `rest`: an offline command's arguments over the
+/// simulated chain.
+pub fn on_sim<'a>(command: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    [command, &SIM_INPUTS, rest].concat()
+}
+
 /// Runs `tb-governor simulate --out sim --scenario <scenario> --epochs <epochs> --epoch-blocks
 /// <epoch_blocks>` in `dir` and returns the lines of the simulated chain file
 /// `sim/chain/blocks-000000.jsonl`, each with its `\n`, after checking it holds exactly

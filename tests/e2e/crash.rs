@@ -21,7 +21,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tb_e2e::{run, run_expect, simulate, temp_files, Config, Daemon, DEADLINE};
+use tb_e2e::{
+    assert_audit_reproduces, run, run_expect, simulate, temp_files, Config, Daemon, DEADLINE,
+};
 
 /// Blocks per epoch: small, so kills land around many closes.
 const L: usize = 10;
@@ -501,30 +503,9 @@ fn kill_9_at_random_instants_loses_no_acknowledged_event_and_audits_clean() {
     ));
 
     // Every decision file is reproduced by an offline replay of the chain and the journal.
+    assert_audit_reproduces(dir, &cfg, &data, EPOCHS);
     let journal_path = data.join("journal.jsonl");
     let decisions = data.join("decisions");
-    let audit = run(
-        "tb-cli",
-        &[
-            "governor",
-            "audit",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--journal",
-            journal_path.to_str().unwrap(),
-            "--decisions",
-            decisions.to_str().unwrap(),
-        ],
-        dir,
-        &[],
-    );
-    assert_eq!(audit.code, Some(0), "audit failed: {audit:?}");
-    assert_eq!(
-        audit.stdout.matches("reproduced (decision_hash").count(),
-        EPOCHS,
-        "{}",
-        audit.stdout
-    );
     // …and every one carries a valid attestation, chained to the one before.
     let verify = run(
         "tb-cli",

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tb_e2e::{
-    append, files, http_request, rpc_call, rpc_post, run_expect, wait_until, Config, Daemon, Sim,
-    DEADLINE,
+    append, assert_audit_reproduces, files, http_request, rpc_call, rpc_post, wait_until, Config,
+    Daemon, Sim, DEADLINE,
 };
 
 /// Blocks per epoch of every chain here.
@@ -320,30 +320,7 @@ fn crashes_at_any_point_lose_and_duplicate_nothing() {
     assert_same_decisions(&ref_data, &data);
 
     // An offline audit of the crash run's files passes.
-    let journal = data.join("journal.jsonl");
-    let decisions = data.join("decisions");
-    let audit = run_expect(
-        "tb-cli",
-        &[
-            "governor",
-            "audit",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--journal",
-            journal.to_str().unwrap(),
-            "--decisions",
-            decisions.to_str().unwrap(),
-        ],
-        &s.dir,
-        &[],
-        0,
-    );
-    assert_eq!(
-        audit.stdout.matches("reproduced (decision_hash").count(),
-        12,
-        "{}",
-        audit.stdout
-    );
+    assert_audit_reproduces(&s.dir, &cfg, &data, 12);
 
     // Without a checkpoint (deleted, then corrupt) the daemon replays from genesis, meets the
     // existing files with identical bytes, and carries on.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use tb_decisions::{RecordStore, Signer};
-use tb_e2e::{run, run_expect};
+use tb_e2e::{on_sim, run, run_expect};
 
 const SEED_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -32,17 +32,7 @@ fn signed_replay(dir: &Path, epochs: &str) {
     );
     let r = run_expect(
         "tb-governor",
-        &[
-            "replay",
-            "--chain",
-            "sim/chain",
-            "--providers",
-            "sim/providers.json",
-            "--chain-id",
-            "tb-sim",
-            "--out",
-            "out",
-        ],
+        &on_sim(&["replay"], &["--out", "out"]),
         dir,
         &[("TB_GOVERNOR_SIGN", "1"), ("TB_NODE_KEY_HEX", SEED_HEX)],
         0,
@@ -53,18 +43,7 @@ fn signed_replay(dir: &Path, epochs: &str) {
 fn audit(dir: &Path, code: i32) -> String {
     run_expect(
         "tb-cli",
-        &[
-            "governor",
-            "audit",
-            "--chain",
-            "sim/chain",
-            "--providers",
-            "sim/providers.json",
-            "--chain-id",
-            "tb-sim",
-            "--decisions",
-            "out/decisions",
-        ],
+        &on_sim(&["governor", "audit"], &["--decisions", "out/decisions"]),
         dir,
         &[],
         code,
@@ -78,17 +57,7 @@ fn snapshot_files_hash_to_the_printed_hashes() {
     signed_replay(tmp.path(), "3");
     let r = run_expect(
         "tb-governor",
-        &[
-            "replay",
-            "--chain",
-            "sim/chain",
-            "--providers",
-            "sim/providers.json",
-            "--chain-id",
-            "tb-sim",
-            "--out",
-            "again",
-        ],
+        &on_sim(&["replay"], &["--out", "again"]),
         tmp.path(),
         &[],
         0,
@@ -116,17 +85,7 @@ fn snapshot_files_hash_to_the_printed_hashes() {
     // A second replay into the same directory writes nothing new and succeeds.
     run_expect(
         "tb-governor",
-        &[
-            "replay",
-            "--chain",
-            "sim/chain",
-            "--providers",
-            "sim/providers.json",
-            "--chain-id",
-            "tb-sim",
-            "--out",
-            "again",
-        ],
+        &on_sim(&["replay"], &["--out", "again"]),
         tmp.path(),
         &[],
         0,
@@ -310,17 +269,7 @@ fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
     let replay = |env: &[(&str, &str)]| {
         run(
             "tb-governor",
-            &[
-                "replay",
-                "--chain",
-                "sim/chain",
-                "--providers",
-                "sim/providers.json",
-                "--chain-id",
-                "tb-sim",
-                "--out",
-                "out",
-            ],
+            &on_sim(&["replay"], &["--out", "out"]),
             d,
             env,
         )

@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 
 use tb_decisions::Signer;
 use tb_e2e::{
-    bin, clean_env, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock, DEADLINE,
+    bin, clean_env, on_sim, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock,
+    DEADLINE,
 };
 
 const SEED_HEX: &str = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -110,19 +111,7 @@ fn assert_same_files(what: &str, want: &Tree, dir: &Path) {
 
 /// `tb-governor replay` of `dir/sim` into `out` (signed).
 fn replay_args(out: &str) -> Vec<&str> {
-    vec![
-        "replay",
-        "--chain",
-        "sim/chain",
-        "--providers",
-        "sim/providers.json",
-        "--chain-id",
-        "tb-sim",
-        "--epoch-blocks",
-        "20",
-        "--out",
-        out,
-    ]
+    on_sim(&["replay"], &["--epoch-blocks", "20", "--out", out])
 }
 
 const SIGNED: &[(&str, &str)] = &[("TB_GOVERNOR_SIGN", "1"), ("TB_NODE_KEY_HEX", SEED_HEX)];
@@ -262,20 +251,10 @@ fn commands_that_only_print_exit_quietly_when_their_stdout_closes() {
         "--trusted-key",
         &key,
     ];
-    let audit = [
-        "governor",
-        "audit",
-        "--chain",
-        "sim/chain",
-        "--providers",
-        "sim/providers.json",
-        "--chain-id",
-        "tb-sim",
-        "--epoch-blocks",
-        "20",
-        "--decisions",
-        "out/decisions",
-    ];
+    let audit = on_sim(
+        &["governor", "audit"],
+        &["--epoch-blocks", "20", "--decisions", "out/decisions"],
+    );
     let with_json = |args: &[&str]| {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         v.push("--json".into());

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 use tb_e2e::{
-    bin, clean_env, run_expect, tree, wait_until, Config, Daemon, Lock, Run, Sim, DEADLINE, POLL,
+    assert_audit_reproduces, bin, clean_env, run_expect, tree, wait_until, Config, Daemon, Lock,
+    Run, Sim, DEADLINE, POLL,
 };
 
 /// Blocks per epoch of every chain here.
@@ -500,29 +501,7 @@ fn torn_appends_roll_back(
         &[],
     );
     assert_eq!(r.code, Some(0), "{r:?}");
-    let decisions = data.join("decisions").display().to_string();
-    let audit = run_expect(
-        "tb-cli",
-        &[
-            "governor",
-            "audit",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--journal",
-            &journal_arg,
-            "--decisions",
-            &decisions,
-        ],
-        &s.dir,
-        &[],
-        0,
-    );
-    assert_eq!(
-        audit.stdout.matches("reproduced (decision_hash").count(),
-        3,
-        "{}",
-        audit.stdout
-    );
+    assert_audit_reproduces(&s.dir, &cfg, data, 3);
 }
 
 /// Appends operator events until the journal's next line will straddle a 4 KiB page boundary:
