@@ -1287,3 +1287,28 @@ fn status_watch_redraws_until_interrupted() {
     }
     assert_eq!(status.code(), Some(0), "stderr: {err}");
 }
+
+/// The page's charts come from memory, not from decision files read per request: after a
+/// restart they are seeded once from the files, then follow each close.
+#[test]
+fn status_page_charts_survive_a_restart_and_follow_new_closes() {
+    let s = Setup::demo();
+    s.feed(0..=3);
+    let mut d = s.start(&[]);
+    d.wait_caught_up(3, 4 * L as u64 - 1);
+    let page = |d: &Daemon| http_request(&d.addr, "GET", "/", &[], b"").unwrap().body;
+    assert!(page(&d).contains("epochs 0–3"), "{}", page(&d));
+    d.kill();
+    drop(d);
+
+    let d = s.start(&[]);
+    let body = page(&d);
+    assert!(
+        body.contains("epochs 0–3"),
+        "seeded from the files at start:\n{body}"
+    );
+    s.feed(4..=5);
+    d.wait_caught_up(5, 6 * L as u64 - 1);
+    let body = page(&d);
+    assert!(body.contains("epochs 0–5"), "new closes follow:\n{body}");
+}

@@ -337,9 +337,7 @@ where
     let method = req.method();
     let readable = method == http::Method::GET || method == http::Method::HEAD;
     match req.uri().path() {
-        "/" if method == http::Method::GET => {
-            return Ok(super::page::respond(front.shared.clone()).await)
-        }
+        "/" if method == http::Method::GET => return Ok(super::page::respond(&front.shared)),
         "/metrics" if readable => {
             front.shared.metrics.refresh(&front.shared);
             let mut text = String::new();

@@ -252,6 +252,7 @@ impl Ingest {
             view.unsigned.count += 1;
         }
         view.tip_height = Some(tip);
+        view.recent.push(super::page::Point::of(s));
         view.ingest.file = position.file.clone();
         view.ingest.line = position.line;
         view.pending = st.pending.clone();

@@ -365,6 +365,7 @@ pub async fn run(
         .and_then(|e| read_last_close(&store, e, signer.as_ref()));
     let next_height = resumed.replayer.next_height();
     let tip_height = (next_height > config.governor.genesis_height).then(|| next_height - 1);
+    let recent = page::recent_from_files(&store, st.last_epoch);
     let shared = Arc::new(Shared {
         config_hash: config_hash.clone(),
         budget_ms: budget,
@@ -397,6 +398,7 @@ pub async fn run(
             pending_receipts: Default::default(),
             // Counted by the start-up signing in `first_writes`.
             unsigned: Unsigned::default(),
+            recent,
         }),
         live: RwLock::new(Live {
             token: config.rpc.token.clone(),

@@ -1,19 +1,18 @@
 //! `GET /`: the status page. One self-contained HTML document (inline CSS and SVG, no script, a
 //! meta refresh) built from the same [`Status`] that `governor.status` returns, plus the headline
-//! economics of the last [`HISTORY_EPOCHS`] decision files for the small charts. It needs no token:
+//! economics of the last [`HISTORY_EPOCHS`] closes (kept in memory) for the small charts. It needs no token:
 //! it shows nothing `governor.status` does not.
 //!
 //! Every string that reaches the HTML goes through [`escape`]. Numbers are formatted with integer
 //! arithmetic only.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use jsonrpsee::server::HttpBody;
 use serde::Deserialize;
 use tb_replay::Snapshot;
 
-use super::state::Shared;
+use super::state::{read, Recent, Shared};
 use crate::engine::GateStatus;
 use crate::rpc::Status;
 
@@ -74,51 +73,40 @@ struct DecisionSnapshot {
     snapshot: Snapshot,
 }
 
-/// The page's data: the status and the chart points of the newest decision files (ascending).
-/// Reads up to [`HISTORY_EPOCHS`] files: call off the async workers.
-pub fn load(shared: &Shared) -> (Status, Vec<Point>) {
-    let status = super::status::build(shared);
-    let mut points = Vec::new();
-    if let Some(last) = status.last_closed_epoch {
-        let first = (last + 1).saturating_sub(HISTORY_EPOCHS);
-        for epoch in first..=last {
-            let bytes = match shared.decisions.read(epoch) {
-                Ok(Some(b)) => b,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::debug!(epoch, "status page: {e}");
-                    continue;
-                }
-            };
-            match serde_json::from_slice::<DecisionSnapshot>(&bytes) {
-                Ok(d) => points.push(Point::of(&d.snapshot)),
-                Err(e) => tracing::debug!(epoch, "status page: decision file: {e}"),
+/// The chart figures of the newest decision files up to `last` (ascending), read once at start;
+/// later closes add theirs to the view as they happen.
+pub fn recent_from_files(store: &tb_decisions::RecordStore, last: Option<u64>) -> Recent {
+    let mut recent = Recent::default();
+    let Some(last) = last else {
+        return recent;
+    };
+    for epoch in (last + 1).saturating_sub(HISTORY_EPOCHS)..=last {
+        let bytes = match store.read(epoch) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::debug!(epoch, "status page: {e}");
+                continue;
             }
+        };
+        match serde_json::from_slice::<DecisionSnapshot>(&bytes) {
+            Ok(d) => recent.push(Point::of(&d.snapshot)),
+            Err(e) => tracing::debug!(epoch, "status page: decision file: {e}"),
         }
     }
-    (status, points)
+    recent
+}
+
+/// The page's data: the status and the chart points of the newest closes (ascending).
+pub fn load(shared: &Shared) -> (Status, Vec<Point>) {
+    let points = read(&shared.view).recent.points();
+    (super::status::build(shared), points)
 }
 
 /// Serves the page (`200 text/html`, not cached).
-pub async fn respond(shared: Arc<Shared>) -> http::Response<HttpBody> {
-    let body = match tokio::task::spawn_blocking(move || {
-        let (status, points) = load(&shared);
-        render(&status, &points)
-    })
-    .await
-    {
-        Ok(html) => html,
-        Err(e) => {
-            tracing::warn!("status page: {e}");
-            return http::Response::builder()
-                .status(500)
-                .header("content-type", "text/plain; charset=utf-8")
-                .body(HttpBody::from(
-                    "the status page could not be built\n".to_owned(),
-                ))
-                .unwrap_or_else(|_| http::Response::new(HttpBody::from(String::new())));
-        }
-    };
+pub fn respond(shared: &Shared) -> http::Response<HttpBody> {
+    let (status, points) = load(shared);
+    let body = render(&status, &points);
     http::Response::builder()
         .status(200)
         .header("content-type", "text/html; charset=utf-8")
@@ -725,6 +713,24 @@ mod tests {
     use super::*;
     use crate::engine::{Action, Gate, GateRecord, Intent, IntentState, Params};
     use crate::rpc::{Blocktorch, EconomicsSample, Ingest, ReceiptHealth, ReleaseProvenance};
+
+    #[test]
+    fn the_chart_window_keeps_the_newest_epochs_in_order() {
+        let point = |epoch| Point {
+            epoch,
+            block_reward_per_block_micro: 0,
+            tx_count: 0,
+            tx_volume_micro: 0,
+            treasury_inflow_micro: 0,
+            utilization_ppm: [None; 4],
+        };
+        let mut recent = Recent::default();
+        for epoch in 0..HISTORY_EPOCHS + 8 {
+            recent.push(point(epoch));
+        }
+        let epochs: Vec<u64> = recent.points().iter().map(|p| p.epoch).collect();
+        assert_eq!(epochs, (8..HISTORY_EPOCHS + 8).collect::<Vec<_>>());
+    }
 
     const EVIL: &str = "<script>alert('x')</script>&\"";
 

@@ -61,6 +61,29 @@ pub struct View {
     pub pending_receipts: ReceiptCounts,
     /// Decision files on disk without an attestation sidecar.
     pub unsigned: Unsigned,
+    /// Chart figures of the newest closed epochs, oldest first: kept at each close so the
+    /// status page (which needs no token) never makes the daemon read decision files.
+    pub recent: Recent,
+}
+
+/// The chart figures of at most [`HISTORY_EPOCHS`](super::page::HISTORY_EPOCHS) newest epochs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recent(std::collections::VecDeque<super::page::Point>);
+
+impl Recent {
+    /// Adds the newest epoch's figures, dropping the oldest beyond the window.
+    pub fn push(&mut self, point: super::page::Point) {
+        let window = usize::try_from(super::page::HISTORY_EPOCHS).unwrap_or(usize::MAX);
+        while self.0.len() >= window {
+            self.0.pop_front();
+        }
+        self.0.push_back(point);
+    }
+
+    /// The figures, oldest first.
+    pub fn points(&self) -> Vec<super::page::Point> {
+        self.0.iter().cloned().collect()
+    }
 }
 
 /// Decision files without an attestation sidecar, and why they stay that way.
