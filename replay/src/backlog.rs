@@ -8,12 +8,17 @@
 //! consumed are subtracted. Each byte of the chain is therefore counted twice in its life (once
 //! when it appears, once when it is consumed), with a plain byte search for `"market"` keys; no
 //! line is decoded. The counts are of *written* receipts, before any validation.
+//!
+//! The work and memory are bounded: one update scans at most [`LOOKAHEAD_BYTES`] past the
+//! frontier (so a daemon far behind a long chain reaches the true count over a few steps instead
+//! of reading the whole chain before its next step), and counting stops, as the reader does, at a
+//! line longer than [`MAX_LINE_BYTES`].
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::reader::{chain_files, Position, ReadError};
+use crate::reader::{chain_files, Position, ReadError, MAX_LINE_BYTES};
 
 /// Receipts per `market` value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,10 +137,19 @@ pub struct Backlog {
     frontier: Mark,
     pending: ReceiptCounts,
     buf: Vec<u8>,
+    /// Bytes one update scans past the frontier at most ([`LOOKAHEAD_BYTES`]; smaller in tests).
+    lookahead: u64,
+    /// The frontier stopped at a line over [`MAX_LINE_BYTES`]: that file's path and length then.
+    /// Until the file changes length nothing past the frontier is rescanned (it would only read
+    /// the same long line again at every poll).
+    stuck: Option<(PathBuf, u64)>,
 }
 
 /// Bytes read per system call while counting.
 const CHUNK: usize = 1 << 20;
+
+/// The most bytes past the frontier one [`Backlog::update`] scans.
+pub const LOOKAHEAD_BYTES: u64 = 64 << 20;
 
 impl Backlog {
     /// A backlog of `dir` for a reader at `at`, with nothing counted yet: the first
@@ -146,6 +160,8 @@ impl Backlog {
             frontier: Mark::of(at),
             pending: ReceiptCounts::default(),
             buf: Vec::new(),
+            lookahead: LOOKAHEAD_BYTES,
+            stuck: None,
         }
     }
 
@@ -158,10 +174,17 @@ impl Backlog {
     /// before `from`): counts the lines completed since the last update and drops the ones the
     /// reader consumed. Returns the new pending counts.
     pub fn update(&mut self, from: &Position, to: &Position) -> Result<ReceiptCounts, ReadError> {
-        let (fresh, frontier) = self.count(&self.frontier.clone(), None)?;
-        self.frontier = frontier;
-        self.pending.add(&fresh);
-        let (consumed, _) = self.count(&Mark::of(from), Some(&Mark::of(to)))?;
+        let unchanged = self
+            .stuck
+            .as_ref()
+            .is_some_and(|(path, len)| std::fs::metadata(path).is_ok_and(|m| m.len() == *len));
+        if !unchanged {
+            self.stuck = None;
+            let (fresh, frontier) = self.count(&self.frontier.clone(), None, self.lookahead)?;
+            self.frontier = frontier;
+            self.pending.add(&fresh);
+        }
+        let (consumed, _) = self.count(&Mark::of(from), Some(&Mark::of(to)), u64::MAX)?;
         self.pending.sub(&consumed);
         Ok(self.pending)
     }
@@ -173,13 +196,15 @@ impl Backlog {
     }
 
     /// Counts the receipts of the complete lines from `from` up to `to` (or, with `None`, up to
-    /// the end of the last complete line in the chain). Returns the counts and where counting
-    /// stopped. Counting stops early at an unterminated line that is followed by a later file
-    /// (the reader stalls there too).
+    /// the end of the last complete line in the chain), reading at most about `budget` bytes.
+    /// Returns the counts and where counting stopped. Counting stops early at an unterminated
+    /// line that is followed by a later file, or one over [`MAX_LINE_BYTES`] (the reader stalls
+    /// there too).
     fn count(
         &mut self,
         from: &Mark,
         to: Option<&Mark>,
+        mut budget: u64,
     ) -> Result<(ReceiptCounts, Mark), ReadError> {
         let mut total = ReceiptCounts::default();
         let files = chain_files(&self.dir)?;
@@ -197,15 +222,18 @@ impl Backlog {
                 }
             }
             let start = if *name == from.file { from.offset } else { 0 };
-            let end = to.filter(|t| t.file == *name).map(|t| t.offset);
+            let to_end = to.filter(|t| t.file == *name).map(|t| t.offset);
+            let capped = to_end.unwrap_or(u64::MAX).min(start.saturating_add(budget));
+            let end = (capped != u64::MAX).then_some(capped);
             let path = self.dir.join(name);
             let (counts, complete_end, tail) = self.count_file(&path, start, end)?;
             total.add(&counts);
+            budget = budget.saturating_sub(complete_end - start);
             at = Mark {
                 file: name.clone(),
                 offset: complete_end,
             };
-            if end.is_some() || tail {
+            if to_end.is_some() || tail || budget == 0 {
                 break;
             }
         }
@@ -253,6 +281,12 @@ impl Backlog {
                 counts.add(&count_receipts(&carry[..=last]));
                 done += (last + 1) as u64;
                 carry.drain(..=last);
+            }
+            if carry.len() > MAX_LINE_BYTES {
+                // An over-long line: the reader stops at it, and so does counting.
+                let len = file.metadata().map_err(err)?.len();
+                self.stuck = Some((path.to_owned(), len));
+                break;
             }
         }
         Ok((counts, done, !carry.is_empty()))
@@ -327,5 +361,40 @@ mod tests {
         };
         let p = b.update(&after1, &end).unwrap();
         assert_eq!(p, ReceiptCounts::default());
+    }
+
+    #[test]
+    fn one_update_scans_a_bounded_stretch_and_later_ones_catch_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = line(&["storage"]);
+        std::fs::write(dir.path().join("blocks-000000.jsonl"), l.repeat(10)).unwrap();
+        std::fs::write(dir.path().join("blocks-000001.jsonl"), l.repeat(10)).unwrap();
+        let start = Position::default();
+        let mut b = Backlog::new(dir.path(), &start);
+        b.lookahead = 3 * l.len() as u64 + 1; // three whole lines and a bit
+        let seen: Vec<u64> = (0..8)
+            .map(|_| b.update(&start, &start).unwrap().storage)
+            .collect();
+        assert_eq!(seen, [3, 6, 9, 12, 15, 18, 20, 20]);
+    }
+
+    #[test]
+    fn counting_stops_at_an_over_long_line_as_the_reader_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}{}", line(&["energy"]), "x".repeat(MAX_LINE_BYTES + 10));
+        std::fs::write(dir.path().join("blocks-000000.jsonl"), long).unwrap();
+        std::fs::write(dir.path().join("blocks-000001.jsonl"), line(&["ad"])).unwrap();
+        let start = Position::default();
+        let mut b = Backlog::new(dir.path(), &start);
+        let p = b.update(&start, &start).unwrap();
+        assert_eq!((p.energy, p.ad, p.total()), (1, 0, 1), "{p:?}");
+        // Not read again while the file keeps its length; read again once it changes.
+        let first = dir.path().join("blocks-000000.jsonl");
+        assert_eq!(b.stuck.as_ref().map(|(p, _)| p), Some(&first));
+        assert_eq!(b.update(&start, &start).unwrap().total(), 1);
+        std::fs::write(&first, line(&["energy"]).repeat(2)).unwrap();
+        let p = b.update(&start, &start).unwrap();
+        assert_eq!((p.energy, p.ad), (2, 1), "{p:?}");
+        assert!(b.stuck.is_none());
     }
 }
