@@ -5,9 +5,10 @@
 //! - [`cli`]: the `tb-governor` command line, declared once so docs and tests can parse it.
 //! - [`engine`]: the pure gate engine: gates, streaks, intents, journal, params, decisions.
 //! - [`rpc`]: the JSON-RPC API trait (server and client) and its result types.
-//! - [`commands`]: one module per subcommand; with [`signing`] the only place here that touches
-//!   files and the terminal.
-//! - [`daemon`]: `tb-governor run`: ingest, checkpoint, JSON-RPC, metrics, signals.
+//! - [`commands`]: one module per subcommand (the offline tools and `tb-cli`).
+//! - [`daemon`]: `tb-governor run`: ingest, checkpoint, JSON-RPC, metrics, signals. With
+//!   [`commands`] and [`signing`] the only places here that touch files, sockets, the clock or
+//!   the terminal; [`engine`] and [`rpc`] touch none.
 //! - [`signing`]: the node's attestation key from the configuration.
 //! - [`out`]: printing that survives a closed pipe ([`outln!`], [`errln!`]).
 

@@ -16,7 +16,7 @@ pub const UNAUTHORIZED: i32 = -33009;
 pub const RATE_LIMITED: i32 = -33010;
 /// Error code: no decision for that epoch.
 pub const UNKNOWN_EPOCH: i32 = -33004;
-/// Default and maximum `limit` of list methods.
+/// `limit` of a list method called without one.
 pub const DEFAULT_LIMIT: u32 = 20;
 /// Largest `limit` a list method accepts.
 pub const MAX_LIMIT: u32 = 1000;
