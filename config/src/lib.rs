@@ -228,20 +228,13 @@ impl Config {
             proof_verification_budget_ms: self.chain.proof_verification_budget_ms,
             providers_blake3: providers_file_blake3_hex,
         };
-        match serde_json_canonicalizer::to_vec(&view) {
-            Ok(bytes) => bytes,
-            // Only strings, integers and structs of them are serialized into a Vec, which has no
-            // failure path (no maps with non-string keys, no floats, no I/O errors).
-            Err(err) => unreachable!("JCS of the decision-relevant config failed: {err}"),
-        }
+        tb_canonical::to_vec(&view)
     }
 
     /// `config_hash` = lowercase hex of blake3(JCS(decision-relevant object)); see
     /// [`Config::decision_relevant_jcs`] for what it covers.
     pub fn config_hash(&self, providers_file_blake3_hex: &str) -> String {
-        blake3::hash(&self.decision_relevant_jcs(providers_file_blake3_hex))
-            .to_hex()
-            .to_string()
+        tb_canonical::hash_hex(&self.decision_relevant_jcs(providers_file_blake3_hex))
     }
 
     /// Dotted keys of the decision-relevant knobs that differ between `self` and `other`

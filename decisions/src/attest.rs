@@ -59,7 +59,7 @@ pub struct Attestation {
 impl Attestation {
     /// The canonical (JCS) sidecar bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json_canonicalizer::to_vec(self).unwrap_or_default()
+        tb_canonical::to_vec(self)
     }
 }
 

@@ -16,7 +16,7 @@ pub mod store;
 pub mod verify;
 
 pub use attest::{Attestation, KeyError, Signer};
-pub use store::{Listing, RecordStore, StoreError, WriteOutcome};
+pub use store::{Attested, Listing, RecordStore, StoreError, WriteOutcome};
 pub use verify::{verify_dir, EpochCheck, Problem};
 
 /// File name of the record of `epoch`: `epoch-{e:020}.json`.
@@ -38,7 +38,5 @@ pub fn parse_record_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// blake3 of `bytes`, lowercase hex.
-pub fn hash_hex(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
+/// blake3 of `bytes`, lowercase hex: the hash by which records chain.
+pub use tb_canonical::hash_hex;

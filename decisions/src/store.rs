@@ -10,6 +10,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::diff::first_difference;
+use crate::verify::check_one;
+use crate::Signer;
 use crate::{parse_record_name, record_name, sidecar_name};
 
 /// A record directory could not be used.
@@ -50,6 +52,15 @@ pub enum WriteOutcome {
     Written,
     /// The file existed with exactly these bytes.
     Unchanged,
+}
+
+/// What [`RecordStore::write_attested`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attested {
+    /// What writing the record did.
+    pub outcome: WriteOutcome,
+    /// The sidecar on disk checks against the record and the signer's key (false unsigned).
+    pub verified: bool,
 }
 
 /// The steps of a write, for fault injection in tests.
@@ -162,6 +173,29 @@ impl RecordStore {
             }
             other => other,
         }
+    }
+
+    /// Writes the record of `epoch`, then, with a `signer`, its attestation sidecar: the order
+    /// every writer keeps, so that a sidecar never exists without its record. The sidecar on disk
+    /// afterwards (possibly an older one, never replaced) is checked against the record and the
+    /// signer's key.
+    pub fn write_attested(
+        &self,
+        epoch: u64,
+        bytes: &[u8],
+        signer: Option<&Signer>,
+    ) -> Result<Attested, StoreError> {
+        let outcome = self.write(epoch, bytes)?;
+        let Some(signer) = signer else {
+            return Ok(Attested {
+                outcome,
+                verified: false,
+            });
+        };
+        self.write_sidecar(epoch, &signer.attest(bytes).to_bytes())?;
+        let on_disk = self.read_sidecar(epoch)?.unwrap_or_default();
+        let verified = check_one(bytes, &on_disk, &[signer.verifying_key()]).is_none();
+        Ok(Attested { outcome, verified })
     }
 
     /// Writes a sidecar for `epoch` unless one exists (an existing sidecar is never replaced).

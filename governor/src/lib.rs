@@ -5,10 +5,12 @@
 //! - [`cli`]: the `tb-governor` command line, declared once so docs and tests can parse it.
 //! - [`engine`]: the pure gate engine: gates, streaks, intents, journal, params, decisions.
 //! - [`rpc`]: the JSON-RPC API trait (server and client) and its result types.
+//! - [`pipeline`]: the replay pipeline (inputs from a configuration, chain → replay → engine),
+//!   shared by the daemon and the offline commands.
 //! - [`commands`]: one module per subcommand (the offline tools and `tb-cli`).
 //! - [`daemon`]: `tb-governor run`: ingest, checkpoint, JSON-RPC, metrics, signals. With
-//!   [`commands`] and [`signing`] the only places here that touch files, sockets, the clock or
-//!   the terminal; [`engine`] and [`rpc`] touch none.
+//!   [`pipeline`], [`commands`] and [`signing`] the only places here that touch files, sockets,
+//!   the clock or the terminal; [`engine`] and [`rpc`] touch none.
 //! - [`signing`]: the node's attestation key from the configuration.
 //! - [`out`]: printing that survives a closed pipe ([`outln!`], [`errln!`]).
 
@@ -17,6 +19,7 @@ pub mod commands;
 pub mod daemon;
 pub mod engine;
 pub mod out;
+pub mod pipeline;
 pub mod rpc;
 pub mod signing;
 

@@ -95,7 +95,7 @@ pub fn sign_missing_in(
         if let Some((w, body)) = waiting.take() {
             sign_one(store, signer, w, &body, &mut report)?;
         }
-        let hash = tb_decisions::hash_hex(&bytes);
+        let hash = tb_canonical::hash_hex(&bytes);
         if missing.binary_search(&epoch).is_ok() {
             waiting = Some((epoch, bytes));
         }
@@ -163,9 +163,9 @@ mod tests {
         let store = RecordStore::open(dir.path(), "decision").unwrap();
         let signer = Signer::from_seed([7; 32]);
         let d0 = decision(0, None);
-        let h0 = tb_decisions::hash_hex(&d0);
+        let h0 = tb_canonical::hash_hex(&d0);
         let d1 = decision(1, Some(&h0));
-        let h1 = tb_decisions::hash_hex(&d1);
+        let h1 = tb_canonical::hash_hex(&d1);
         store.write(0, &d0).unwrap();
         store.write(1, &d1).unwrap();
         store.write(2, &decision(2, Some(&h1))).unwrap();

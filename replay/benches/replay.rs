@@ -49,6 +49,7 @@ use std::time::Instant;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use rayon::prelude::*;
+use tb_canonical::to_vec as canonical_bytes;
 use tb_config::Config;
 use tb_replay::block::Block;
 use tb_replay::feed;
@@ -58,7 +59,6 @@ use tb_replay::receipt::{
     signing_message, Blocktorch, Decoded, Detail, Settlement, RECEIPT_DOMAIN,
 };
 use tb_replay::sim::{self, SimConfig};
-use tb_replay::snapshot::canonical_bytes;
 use tb_replay::{ChainReader, Position, Registry, ReplayConfig, Replayer, Snapshot};
 
 /// Bytes of complete lines per step: the same as `tb-governor replay` (`BATCH_BYTES` there).
@@ -167,7 +167,7 @@ fn triples<'a>(line: &[u8], registry: &'a Registry) -> Vec<Triple<'a>> {
             let sig: [u8; 64] = hex::decode(&**sig).ok()?.try_into().ok()?;
             Some(Triple {
                 key,
-                message: signing_message(obj, CHAIN_ID, height),
+                message: signing_message(obj, CHAIN_ID, height)?,
                 signature: Signature::from_bytes(&sig),
             })
         })
@@ -657,11 +657,7 @@ fn main() {
         let receipts = parsed_receipts(&batches, MESSAGE_BLOCKS);
         for (h, r) in &receipts {
             let direct = message_direct(r, CHAIN_ID, *h);
-            assert_eq!(
-                direct,
-                Some(signing_message(r, CHAIN_ID, *h)),
-                "what-if message"
-            );
+            assert_eq!(direct, signing_message(r, CHAIN_ID, *h), "what-if message");
         }
         receipts
     } else {

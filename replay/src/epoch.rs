@@ -261,11 +261,7 @@ impl EpochAcc {
             sla_violations: self.sla_violations,
             last_kernel_digest: last.map(|b| b.kernel_digest.to_string()),
             last_benchmark_commit: last.map(|b| b.benchmark_commit.to_string()),
-            trace_hash: last.map(|_| {
-                blake3::hash(&trace_bytes(&self.proofs))
-                    .to_hex()
-                    .to_string()
-            }),
+            trace_hash: last.map(|_| tb_canonical::hash_hex(&trace_bytes(&self.proofs))),
         }
     }
 }
@@ -274,20 +270,22 @@ impl EpochAcc {
 /// validated ids, hex and safe integers, so compact serde_json output is already JCS (docs/formats.md, "The signed message");
 /// a test checks it against the general canonicaliser. This runs at every epoch close.
 pub(crate) fn trace_bytes(proofs: &[Blocktorch]) -> Vec<u8> {
-    serde_json::to_vec(proofs).unwrap_or_default()
+    let mut out = Vec::new();
+    tb_canonical::extend_sorted(&mut out, &proofs);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::canonical_bytes;
+    use tb_canonical::to_vec as canonical_bytes;
 
     #[test]
     fn trace_bytes_are_jcs() {
         let proofs: Vec<Blocktorch> = (0..5)
             .map(|i| Blocktorch {
                 benchmark_commit: format!("bench-{i}").into(),
-                kernel_digest: blake3::hash(&[i]).to_hex().to_string().into(),
+                kernel_digest: tb_canonical::hash_hex(&[i]).into(),
                 proof_latency_ms: u64::from(i) * 37 + 1,
             })
             .collect();

@@ -409,7 +409,7 @@ fn verify(file: &File, path: &Path, len: u64, pos: &Position) -> Result<(), Read
     let mut buf = vec![0u8; usize::try_from(size).unwrap_or(1)];
     read_at(file, path, &mut buf, pos.offset - size).map_err(|e| io_err(path, e))?;
     let same = match mark {
-        Some(m) => blake3::hash(&buf).to_hex().as_str() == m.blake3,
+        Some(m) => tb_canonical::hash_hex(&buf) == m.blake3,
         None => buf == b"\n",
     };
     if same {

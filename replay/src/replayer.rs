@@ -346,12 +346,11 @@ impl Replayer {
             prev_snapshot_hash: self.state.prev_snapshot_hash.take(),
             saturated: sat.0.into_iter().collect(),
         };
-        let canonical = snapshot.canonical_bytes();
-        let hash = blake3::hash(&canonical).to_hex().to_string();
+        let tb_canonical::Canonical { bytes, hash } = tb_canonical::Canonical::of(&snapshot);
         self.state.prev_snapshot_hash = Some(hash.clone());
         ClosedEpoch {
             snapshot,
-            canonical,
+            canonical: bytes,
             hash,
         }
     }

@@ -251,10 +251,7 @@ pub fn providers_json(providers: &[SimProvider]) -> String {
             serde_json::json!({ "id": p.id, "keys": keys })
         })
         .collect();
-    let mut text =
-        serde_json::to_string_pretty(&serde_json::json!({ "providers": list })).unwrap_or_default();
-    text.push('\n');
-    text
+    tb_canonical::to_pretty_string(&serde_json::json!({ "providers": list }))
 }
 
 /// The provider secret seeds (`keys.json`), test keys only.
@@ -281,9 +278,7 @@ pub fn keys_json(providers: &[SimProvider]) -> String {
         "note": "TEST KEYS ONLY: ed25519 32-byte secret seeds, hex",
         "providers": map,
     });
-    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    text.push('\n');
-    text
+    tb_canonical::to_pretty_string(&doc)
 }
 
 /// A receipt waiting for its signature.
@@ -370,7 +365,7 @@ impl Generator<'_> {
                     entry("verified", Json::Bool(self.rng.range(0, 9) > 0)),
                 ]);
                 if self.rng.range(0, 3) > 0 {
-                    let digest = blake3::hash(&[(epoch % 3) as u8]).to_hex().to_string();
+                    let digest = tb_canonical::hash_hex(&[(epoch % 3) as u8]);
                     let bt = Obj {
                         entries: vec![
                             entry("kernel_digest", s(&digest)),
@@ -387,7 +382,7 @@ impl Generator<'_> {
                 entry("energy_milli_kwh", Json::Uint(units)),
                 entry(
                     "proof_hash",
-                    s(&blake3::hash(&serial.to_le_bytes()).to_hex()),
+                    s(&tb_canonical::hash_hex(&serial.to_le_bytes())),
                 ),
             ]),
             _ => {
@@ -550,7 +545,10 @@ fn finish(draft: Draft, chain_id: &str) -> Vec<u8> {
         .map(|p| {
             let mut obj = p.obj;
             if let Some(key) = p.key {
-                let sig = key.sign(&signing_message(&obj, chain_id, draft.height));
+                let Some(message) = signing_message(&obj, chain_id, draft.height) else {
+                    unreachable!("the simulator writes only plain unsigned integers")
+                };
+                let sig = key.sign(&message);
                 obj.entries
                     .push(entry("signature", s(&hex::encode(sig.to_bytes()))));
             }
@@ -559,7 +557,8 @@ fn finish(draft: Draft, chain_id: &str) -> Vec<u8> {
         .collect();
     let mut head = draft.head;
     head.entries.push(entry("receipts", Json::Arr(receipts)));
-    let mut line = serde_json::to_vec(&Json::Obj(head)).unwrap_or_default();
+    let mut line = Vec::new();
+    tb_canonical::extend_compact(&mut line, &Json::Obj(head));
     line.push(b'\n');
     line
 }

@@ -221,19 +221,11 @@ pub struct Controls {
 impl Snapshot {
     /// The canonical (RFC 8785) bytes: what is written to disk and hashed.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        canonical_bytes(self)
+        tb_canonical::to_vec(self)
     }
 
     /// `snapshot_hash` = blake3(JCS(snapshot)), lowercase hex.
     pub fn hash(&self) -> String {
-        blake3::hash(&self.canonical_bytes()).to_hex().to_string()
+        tb_canonical::hash(self)
     }
-}
-
-/// JCS bytes of a value made of strings, integers within ±2^53, booleans, nulls, arrays and
-/// objects with string keys — the only kind of value this project hashes. For such values the
-/// canonicaliser cannot fail; should a future type break that, the bytes are empty and every
-/// hash test fails loudly rather than a hash silently changing.
-pub fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json_canonicalizer::to_vec(value).unwrap_or_default()
 }

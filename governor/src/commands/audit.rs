@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::json;
+use tb_canonical::hash_hex;
 use tb_decisions::diff::first_difference;
-use tb_decisions::{hash_hex, RecordStore};
+use tb_decisions::RecordStore;
 
-use super::offline::{replay_decisions, Inputs};
+use super::offline::{load_journal, resolve};
 use crate::cli::AuditArgs;
 use crate::outln;
+use crate::pipeline::replay_decisions;
 
 /// The audit verdict on one epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +34,10 @@ pub fn run(args: &AuditArgs) -> Result<bool> {
         args.decisions.display()
     );
     let store = RecordStore::open(&args.decisions, "decision")?;
-    let inputs = Inputs::resolve(&args.input)?;
+    let inputs = resolve(&args.input)?;
+    let journal = load_journal(&args.engine)?;
     let mut findings: BTreeMap<u64, Finding> = BTreeMap::new();
-    replay_decisions(&inputs, &args.engine, true, |_, decision| {
+    replay_decisions(&inputs, &journal, args.engine.mode, true, |_, decision| {
         let epoch = decision.decision.epoch;
         let finding = match store.read(epoch)? {
             None => Finding::Missing,

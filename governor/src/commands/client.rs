@@ -379,11 +379,11 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<bool> {
 /// Writes the snapshot's JCS bytes to `path` and checks blake3 of the file against the
 /// governor's `snapshot_hash`: the inner `Err` says why they differ.
 pub fn write_snapshot(path: &Path, result: &SnapshotResult) -> Result<Result<(), String>> {
-    let bytes = tb_replay::snapshot::canonical_bytes(&result.snapshot);
+    let bytes = tb_canonical::to_vec(&result.snapshot);
     std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
     let written =
         std::fs::read(path).with_context(|| format!("cannot read back {}", path.display()))?;
-    let local = blake3::hash(&written).to_hex().to_string();
+    let local = tb_canonical::hash_hex(&written);
     if local == result.snapshot_hash {
         Ok(Ok(()))
     } else {
@@ -1377,10 +1377,7 @@ mod tests {
         write_snapshot(&path, &good).unwrap().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes, good.snapshot.canonical_bytes());
-        assert_eq!(
-            blake3::hash(&bytes).to_hex().to_string(),
-            good.snapshot_hash
-        );
+        assert_eq!(tb_canonical::hash_hex(&bytes), good.snapshot_hash);
 
         let mut bad = good.clone();
         bad.snapshot_hash = "00".repeat(32);

@@ -12,13 +12,13 @@ use tb_config::{Config, Mode};
 use tb_decisions::{verify_dir, RecordStore, Signer};
 use tb_replay::sim::{self, Scenario, SimConfig};
 
-use super::offline::{replay_decisions, Inputs};
-use crate::cli::{DemoArgs, EngineArgs};
+use crate::cli::DemoArgs;
 use crate::daemon::datadir::{DataDirLock, LOCK_FILE};
 use crate::daemon::files::JournalFile;
 use crate::daemon::{journal_mode, FIRST_START_REASON};
 use crate::engine::Action;
 use crate::outln;
+use crate::pipeline::{replay_decisions, Inputs};
 
 /// Marks a directory as the demo's own, so a rerun may clear it.
 const MARKER: &str = ".tb-demo";
@@ -119,35 +119,36 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let inputs = Inputs::from_config(config)?;
     let decisions = RecordStore::open(data.join("decisions"), "decision")?;
     let snapshots = RecordStore::open(dir.join("snapshots"), "snapshot")?;
-    let engine_args = EngineArgs {
-        mode: Mode::Shadow,
-        journal: Some(journal_path.clone()),
-    };
     let mut story: Vec<(u64, Action, String, String)> = Vec::new();
     let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut accepted = 0u64;
     let mut hashes = Vec::new();
-    let blocks = replay_decisions(&inputs, &engine_args, true, |closed, decision| {
-        let epoch = closed.snapshot.epoch;
-        snapshots.write(epoch, &closed.canonical)?;
-        decisions.write(epoch, &decision.bytes)?;
-        decisions.write_sidecar(epoch, &signer.attest(&decision.bytes).to_bytes())?;
-        for i in &decision.decision.intents {
-            story.push((
-                epoch,
-                i.action,
-                i.gate.as_str().to_owned(),
-                i.reason.clone(),
-            ));
-        }
-        let r = &closed.snapshot.receipts;
-        accepted += r.accepted_total();
-        for (k, n) in r.rejected_by_reason() {
-            *rejected.entry(k).or_default() += n;
-        }
-        hashes.push((epoch, closed.hash.clone()));
-        Ok(())
-    })?;
+    let blocks = replay_decisions(
+        &inputs,
+        &journal.events,
+        Mode::Shadow,
+        true,
+        |closed, decision| {
+            let epoch = closed.snapshot.epoch;
+            snapshots.write(epoch, &closed.canonical)?;
+            decisions.write_attested(epoch, &decision.bytes, Some(&signer))?;
+            for i in &decision.decision.intents {
+                story.push((
+                    epoch,
+                    i.action,
+                    i.gate.as_str().to_owned(),
+                    i.reason.clone(),
+                ));
+            }
+            let r = &closed.snapshot.receipts;
+            accepted += r.accepted_total();
+            for (k, n) in r.rejected_by_reason() {
+                *rejected.entry(k).or_default() += n;
+            }
+            hashes.push((epoch, closed.hash.clone()));
+            Ok(())
+        },
+    )?;
     let checks = verify_dir(&decisions, &[signer.verifying_key()])?;
     let matched = checks.iter().filter(|c| c.problem.is_none()).count();
 

@@ -1,156 +1,30 @@
-//! What every offline command shares: resolving inputs and running chain → replay → engine.
-
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+//! What the offline commands share: inputs from the command line and the journal file.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use tb_config::{Config, Mode};
-use tb_replay::feed;
-use tb_replay::{ChainReader, ClosedEpoch, Position, Registry, ReplayConfig, Replayer};
+use tb_config::Config;
 
 use crate::cli::{ChainArgs, EngineArgs};
 use crate::engine::journal::parse_journal;
-use crate::engine::ClosedDecision;
-use crate::engine::{Engine, EngineConfig, JournalEvent};
-use crate::errln;
+use crate::engine::JournalEvent;
+use crate::pipeline::Inputs;
 
-/// Bytes of complete lines read per step.
-const BATCH_BYTES: usize = 4 << 20;
-
-/// Everything a replay needs, resolved from config file, environment and flags.
-#[derive(Debug)]
-pub struct Inputs {
-    /// The full configuration after overrides.
-    pub config: Config,
-    /// Chain directory.
-    pub chain_dir: PathBuf,
-    /// Providers file path, for messages.
-    pub providers_path: PathBuf,
-    /// The parsed registry.
-    pub registry: Arc<Registry>,
-    /// blake3 of the providers file, part of `config_hash`.
-    pub providers_blake3: String,
-}
-
-impl Inputs {
-    /// Loads config (file + env), applies flag overrides, reads the providers file.
-    pub fn resolve(args: &ChainArgs) -> Result<Inputs> {
-        let mut config = Config::load_from_process_env(args.config.as_deref())?;
-        if let Some(id) = &args.chain_id {
-            config.governor.chain_id = id.clone();
-        }
-        if let Some(l) = args.epoch_blocks {
-            config.governor.epoch_blocks = l;
-        }
-        if let Some(p) = &args.providers {
-            config.chain.providers = p.clone();
-        }
-        if let Some(c) = &args.chain {
-            config.chain.dir = c.clone();
-        }
-        config.validate("command-line flags")?;
-        Self::from_config(config)
+/// Loads config (file + env), applies flag overrides, reads the providers file.
+pub fn resolve(args: &ChainArgs) -> Result<Inputs> {
+    let mut config = Config::load_from_process_env(args.config.as_deref())?;
+    if let Some(id) = &args.chain_id {
+        config.governor.chain_id = id.clone();
     }
-
-    /// Reads the providers file a validated configuration names.
-    pub fn from_config(config: Config) -> Result<Inputs> {
-        let providers_path = config.chain.providers.clone();
-        let bytes = std::fs::read(&providers_path)
-            .with_context(|| format!("reading providers file {}", providers_path.display()))?;
-        let registry = Registry::from_json(&bytes)
-            .with_context(|| format!("in {}", providers_path.display()))?;
-        Ok(Inputs {
-            chain_dir: config.chain.dir.clone(),
-            providers_blake3: blake3::hash(&bytes).to_hex().to_string(),
-            config,
-            providers_path,
-            registry: Arc::new(registry),
-        })
+    if let Some(l) = args.epoch_blocks {
+        config.governor.epoch_blocks = l;
     }
-
-    /// `config_hash` of these inputs.
-    pub fn config_hash(&self) -> String {
-        self.config.config_hash(&self.providers_blake3)
+    if let Some(p) = &args.providers {
+        config.chain.providers = p.clone();
     }
-
-    /// An engine before the first close for these inputs, starting in `mode`.
-    pub fn engine(&self, mode: Mode) -> Engine {
-        let mut engine = Engine::new(self.engine_config());
-        engine.set_initial_mode(mode);
-        engine
+    if let Some(c) = &args.chain {
+        config.chain.dir = c.clone();
     }
-
-    /// The engine settings of these inputs.
-    pub fn engine_config(&self) -> EngineConfig {
-        EngineConfig {
-            gates: self.config.gates.clone(),
-            proof_verification_budget_ms: self.config.chain.proof_verification_budget_ms,
-            config_hash: self.config_hash(),
-        }
-    }
-
-    /// A replayer at genesis for these inputs.
-    pub fn replayer(&self, verify: bool) -> Replayer {
-        let mut cfg = ReplayConfig::from_config(&self.config);
-        cfg.verify = verify;
-        Replayer::new(cfg, self.registry.clone())
-    }
-}
-
-/// Replays the whole chain, calling `on_closed` for each closed epoch; returns the number of
-/// blocks applied. A progress bar is drawn on stderr when it is a terminal.
-pub fn replay_all(
-    chain_dir: &Path,
-    replayer: &mut Replayer,
-    mut on_closed: impl FnMut(&ClosedEpoch) -> Result<()>,
-) -> Result<u64> {
-    let mut reader = ChainReader::open(chain_dir, Position::default());
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} blocks replayed ({per_sec}) {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut blocks = 0u64;
-    loop {
-        let step = feed::step(&mut reader, replayer, BATCH_BYTES)
-            .map_err(|e| anyhow::Error::new(e).context("reading the chain"))?;
-        for (closed, _) in &step.closed {
-            bar.suspend(|| on_closed(closed))?;
-        }
-        blocks += step.blocks as u64;
-        bar.set_position(blocks);
-        if let Some(e) = step.read_error {
-            bar.finish_and_clear();
-            return Err(anyhow::Error::new(e).context("reading the chain"));
-        }
-        if let Some(stall) = step.stall {
-            bar.finish_and_clear();
-            return Err(anyhow::Error::new(stall).context(format!(
-                "chain {} stops at a bad block (nothing after it was read)",
-                chain_dir.display()
-            )));
-        }
-        if step.blocks == 0 {
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    if reader.pending_bytes() > 0 {
-        errln!(
-            "note: {}:{}: unterminated last line ({} bytes) not read: a writer may be mid-line",
-            reader.position().file,
-            reader.position().line,
-            reader.pending_bytes()
-        );
-    }
-    Ok(blocks)
+    config.validate("command-line flags")?;
+    Inputs::from_config(config)
 }
 
 /// Reads the journal named by `args`, if any.
@@ -161,21 +35,4 @@ pub fn load_journal(args: &EngineArgs) -> Result<Vec<JournalEvent>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading journal {}", path.display()))?;
     parse_journal(&text).with_context(|| format!("in {}", path.display()))
-}
-
-/// Replays the chain through replay and engine, calling `on_epoch` with each closed epoch and
-/// its decision; returns the number of blocks applied.
-pub fn replay_decisions(
-    inputs: &Inputs,
-    engine_args: &EngineArgs,
-    verify: bool,
-    mut on_epoch: impl FnMut(&ClosedEpoch, &ClosedDecision) -> Result<()>,
-) -> Result<u64> {
-    let journal = load_journal(engine_args)?;
-    let mut replayer = inputs.replayer(verify);
-    let mut engine = inputs.engine(engine_args.mode);
-    replay_all(&inputs.chain_dir, &mut replayer, |closed| {
-        let decision = engine.close_epoch(closed, &journal);
-        on_epoch(closed, &decision)
-    })
 }

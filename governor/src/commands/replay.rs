@@ -1,12 +1,13 @@
 //! `tb-governor replay`: the offline one-shot replay.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tb_decisions::{RecordStore, Signer};
 use tb_replay::ClosedEpoch;
 
-use super::offline::{replay_decisions, Inputs};
+use super::offline::{load_journal, resolve};
 use crate::cli::ReplayArgs;
 use crate::daemon::datadir::DataDirLock;
+use crate::pipeline::replay_decisions;
 use crate::signing::load_signer;
 use crate::{errln, outln};
 
@@ -34,7 +35,8 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
 
 /// Runs `tb-governor replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let inputs = Inputs::resolve(&args.input)?;
+    let inputs = resolve(&args.input)?;
+    let journal = load_journal(&args.engine)?;
     let signer: Option<Signer> = load_signer(&inputs.config)?;
     // --out may be a daemon's data directory: never write into one another process is using.
     let mut out_lock = DataDirLock::acquire(&args.out)?;
@@ -44,18 +46,13 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     let mut epochs = 0u64;
     let blocks = replay_decisions(
         &inputs,
-        &args.engine,
+        &journal,
+        args.engine.mode,
         !args.no_verify,
         |closed, decision| {
             let epoch = closed.snapshot.epoch;
             snapshots.write(epoch, &closed.canonical)?;
-            decisions.write(epoch, &decision.bytes)?;
-            if let Some(signer) = &signer {
-                let sidecar = signer.attest(&decision.bytes).to_bytes();
-                decisions
-                    .write_sidecar(epoch, &sidecar)
-                    .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
-            }
+            decisions.write_attested(epoch, &decision.bytes, signer.as_ref())?;
             outln!("{}", epoch_line(closed));
             for intent in &decision.decision.intents {
                 outln!(

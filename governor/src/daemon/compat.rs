@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tb_config::Mode;
 
-use super::state::{read, Shared};
+use super::state::Shared;
 use crate::engine::{Action, Gate, GateStatus, Intent, RULES_VERSION};
 use crate::rpc::{Status, DEFAULT_LIMIT, MAX_LIMIT};
 use jsonrpsee::types::ErrorObjectOwned;
@@ -239,7 +239,7 @@ fn to_value<T: Serialize>(v: &T) -> Result<Value, ErrorObjectOwned> {
 
 /// The newest `limit` intents of every state, newest first.
 pub fn decisions(shared: &Shared, limit: usize) -> Vec<CliIntent> {
-    let view = read(&shared.view);
+    let view = shared.view();
     view.history
         .intents
         .iter()
@@ -288,7 +288,7 @@ fn intent(i: &Intent) -> CliIntent {
 pub fn status(shared: &Shared) -> CliStatus {
     let s: Status = super::status::build(shared);
     let (window_secs, markets) = {
-        let view = read(&shared.view);
+        let view = shared.view();
         let snap = view.last.as_ref().map(|l| &l.decision.snapshot);
         let window = snap.map_or(0, |s| {
             s.last_timestamp_ms.saturating_sub(s.first_timestamp_ms) / 1000
@@ -384,9 +384,9 @@ pub fn status(shared: &Shared) -> CliStatus {
 /// The sidecar of `epoch` as the client reads it; the signature is kept only when it verifies
 /// under the sidecar's own public key over the decision file.
 fn attestation(shared: &Shared, epoch: u64) -> Option<CliAttestation> {
-    let sidecar = shared.decisions.read_sidecar(epoch).ok()??;
+    let sidecar = shared.node.decisions.read_sidecar(epoch).ok()??;
     let att: tb_decisions::Attestation = serde_json::from_slice(&sidecar).ok()?;
-    let body = shared.decisions.read(epoch).ok()??;
+    let body = shared.node.decisions.read(epoch).ok()??;
     let own_key = tb_replay::decode::parse_hex::<32>(&att.public_key)
         .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
     let valid =

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tb_config::Mode;
-use tb_replay::{Position, ReplayState};
+use tb_replay::{Position, ReplayState, Snapshot};
 
 use crate::engine::journal::{parse_journal, JournalError};
-use crate::engine::{EngineState, EventKind, Gate, Intent, JournalEvent, Params};
+use crate::engine::{Decision, EngineState, EventKind, Gate, Intent, JournalEvent, Params};
 
 /// Replaces `path` atomically: temp file in the same directory, fsync, rename, fsync directory.
 pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -306,6 +306,25 @@ pub struct History {
     pub accepted: BTreeMap<String, u64>,
     /// Rejected receipts since genesis, per reason.
     pub rejected: BTreeMap<String, u64>,
+}
+
+impl History {
+    /// Adds what a close brings, in this order: the intents it created, the state changes of
+    /// earlier intents, then the receipt counters of its snapshot.
+    pub fn record(&mut self, decision: &Decision, snapshot: &Snapshot) {
+        self.intents.extend(decision.intents.iter().cloned());
+        for a in &decision.activations {
+            if let Some(i) = self.intents.iter_mut().rev().find(|i| i.id == a.id) {
+                i.state = a.outcome;
+            }
+        }
+        for (k, n) in snapshot.receipts.accepted_by_kind() {
+            *self.accepted.entry(k.to_owned()).or_default() += n;
+        }
+        for (k, n) in snapshot.receipts.rejected_by_reason() {
+            *self.rejected.entry(k.to_owned()).or_default() += n;
+        }
+    }
 }
 
 /// `state/checkpoint.json`: replay and engine state after the last closed epoch's batch.

@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 use self::limiter::{Backoff, RateLimiter, Refused, MAX_CLIENTS};
 use super::compat;
 use super::metrics::{Metrics, RpcLabel};
-use super::state::{lock, read, Shared};
+use super::state::{lock, Live, Shared};
 use crate::rpc::{MUTATING_METHODS, RATE_LIMITED, UNAUTHORIZED};
 
 /// Who sent a request: put into the request's extensions before JSON-RPC sees it.
@@ -57,10 +57,7 @@ struct Guard<S> {
 
 impl<S> Guard<S> {
     fn check(&self, method: &str, client: Option<&Client>) -> Result<(), ErrorObjectOwned> {
-        let (token, rps) = {
-            let live = read(&self.shared.live);
-            (live.token.clone(), live.rps)
-        };
+        let Live { token, rps } = self.shared.live();
         if let Some(c) = client {
             let verdict = lock(&self.limiter).admit(c.ip, Instant::now(), rps);
             let msg = match verdict {

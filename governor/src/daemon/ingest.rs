@@ -13,7 +13,7 @@ use tb_replay::feed;
 use tb_replay::{ChainReader, ClosedEpoch, Position, Replayer};
 
 use super::files::{write_replace, Checkpoint, RuntimeParams, CHECKPOINT_FORMAT};
-use super::state::{lock, write, LastClose, Shared};
+use super::state::{Close, Shared};
 use crate::engine::Engine;
 use tb_config::Mode;
 
@@ -127,35 +127,14 @@ impl Ingest {
     /// nothing more is ingested until an operator fixes the cause and restarts.
     fn halt(&self, why: &str, stop: &Receiver<()>) {
         tracing::error!("ingest halted: {why}");
-        write(&self.shared.view).ingest.stall = Some(super::state::halted(why));
+        self.shared.halt(why);
         let _ = stop.recv();
     }
 
     /// Publishes the stall (status; the gauges follow it at each scrape), logging it once each
     /// time it starts or changes, and when it clears.
     fn publish_stall(&self, stall: Option<String>) {
-        self.set_stall(&mut write(&self.shared.view), stall);
-    }
-
-    fn set_stall(&self, view: &mut super::state::View, stall: Option<String>) {
-        if view.ingest.stall == stall {
-            return;
-        }
-        let pos = self.reader.position();
-        match (&stall, &view.ingest.stall) {
-            (Some(s), _) => tracing::warn!(
-                file = %pos.file,
-                line = pos.line,
-                "ingest stalled: {s}"
-            ),
-            (None, Some(was)) => tracing::info!(
-                file = %pos.file,
-                line = pos.line,
-                "ingest resumed (it was stalled: {was})"
-            ),
-            (None, None) => {}
-        }
-        view.ingest.stall = stall;
+        self.shared.set_stall(stall, self.reader.position());
     }
 
     /// Updates the receipt backlog after a step from `before`; `caught_up` when the step found
@@ -173,111 +152,49 @@ impl Ingest {
                 }
             }
         };
-        self.shared.metrics.set_pending(&pending);
-        write(&self.shared.view).pending_receipts = pending;
+        self.shared.set_pending_receipts(pending);
     }
 
     /// Publishes the reading position, the tip and the stall, together.
     fn publish_position(&self, stall: Option<String>) {
-        let pos = self.reader.position().clone();
         let tip = self
             .replayer
             .next_height()
             .checked_sub(1)
             .filter(|_| self.replayer.next_height() > self.replayer.config().genesis_height);
-        if let Some(t) = tip {
-            self.shared
-                .metrics
-                .governor_tip_height
-                .set(i64::try_from(t).unwrap_or(i64::MAX));
-        }
-        let mut view = write(&self.shared.view);
-        view.tip_height = tip;
-        view.ingest.file = pos.file;
-        view.ingest.line = pos.line;
-        self.set_stall(&mut view, stall);
+        self.shared.set_position(tip, self.reader.position(), stall);
     }
 
     fn close(&mut self, closed: &ClosedEpoch, position: &Position) -> Result<()> {
         let epoch = closed.snapshot.epoch;
+        let (engine, shared, signer) = (&mut self.engine, &self.shared, self.signer.as_ref());
         // The journal stays locked from consuming its events to publishing the epoch as closed,
         // so an operator action is always stamped with the first epoch not yet decided on disk.
-        let (decision, outcome) = {
-            let mut journal = lock(&self.shared.journal);
-            let d = self.engine.close_epoch(closed, &journal.events);
-            let outcome = match self.shared.decisions.write(epoch, &d.bytes) {
-                Ok(o) => o,
-                Err(e) => {
-                    self.shared.metrics.governor_decision_write_failures.inc();
-                    return Err(e).context(format!("writing the decision of epoch {epoch}"));
+        let (decision, attested) = shared
+            .with_journal(|journal| {
+                let d = engine.close_epoch(closed, &journal.events);
+                let decisions = &shared.node.decisions;
+                let attested = decisions.write_attested(epoch, &d.bytes, signer);
+                // Decided once its file is in place, even if its sidecar then failed: a later
+                // operator event must take the next epoch, or a restart would decide this one anew.
+                if attested.is_ok() || decisions.path(epoch).exists() {
+                    journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
                 }
-            };
-            journal.last_closed = Some(journal.last_closed.map_or(epoch, |l| l.max(epoch)));
-            self.shared.publish_journal(&journal);
-            (d, outcome)
-        };
-        let (keyid, verified) = match &self.signer {
-            Some(signer) => {
-                let att = signer.attest(&decision.bytes);
-                self.shared
-                    .decisions
-                    .write_sidecar(epoch, &att.to_bytes())
-                    .with_context(|| format!("writing the attestation of epoch {epoch}"))?;
-                let on_disk = self
-                    .shared
-                    .decisions
-                    .read_sidecar(epoch)?
-                    .unwrap_or_default();
-                let checks = tb_decisions::verify::check_one(
-                    &decision.bytes,
-                    &on_disk,
-                    &[signer.verifying_key()],
-                );
-                (Some(att.keyid), checks.is_none())
-            }
-            None => (None, false),
-        };
-        let s = &closed.snapshot;
-        let st = self.engine.state();
-        let tip = closed.snapshot.last_height;
-        // Metrics change under the view lock, so a reader holding it (GET /wrappers) sees the
-        // gauges and the snapshot hash of the same close.
-        let mut view = write(&self.shared.view);
-        self.shared.metrics.record_close(s, &decision);
-        self.shared
-            .metrics
-            .governor_tip_height
-            .set(i64::try_from(tip).unwrap_or(i64::MAX));
-        if keyid.is_none() && outcome == tb_decisions::WriteOutcome::Written {
-            view.unsigned.count += 1;
-        }
-        view.tip_height = Some(tip);
-        view.recent.push(super::page::Point::of(s));
-        view.ingest.file = position.file.clone();
-        view.ingest.line = position.line;
-        view.pending = st.pending.clone();
-        view.params = st.params.clone();
-        view.shadow_params = st.shadow_params.clone();
-        // History, updated in place (its one copy lives in the view): created intents, then
-        // state changes, then receipt counters.
-        let h = &mut view.history;
-        h.intents.extend(decision.decision.intents.iter().cloned());
-        for a in &decision.decision.activations {
-            if let Some(i) = h.intents.iter_mut().rev().find(|i| i.id == a.id) {
-                i.state = a.outcome;
-            }
-        }
-        for (k, n) in s.receipts.accepted_by_kind() {
-            *h.accepted.entry(k.to_owned()).or_default() += n;
-        }
-        for (k, n) in s.receipts.rejected_by_reason() {
-            *h.rejected.entry(k.to_owned()).or_default() += n;
-        }
-        view.last = Some(LastClose {
-            decision: decision.decision,
-            decision_hash: decision.hash,
-            keyid,
-            verified,
+                let attested =
+                    attested.with_context(|| format!("writing the decision of epoch {epoch}"))?;
+                anyhow::Ok((d, attested))
+            })
+            .inspect_err(|_| {
+                shared.metrics.governor_decision_write_failures.inc();
+            })?;
+        shared.publish_close(Close {
+            snapshot: &closed.snapshot,
+            decision,
+            engine: engine.state(),
+            position,
+            keyid: signer.map(Signer::keyid),
+            verified: attested.verified,
+            written: attested.outcome == tb_decisions::WriteOutcome::Written,
         });
         Ok(())
     }
@@ -286,13 +203,13 @@ impl Ingest {
         let st = self.engine.state();
         let cp = Checkpoint {
             format: CHECKPOINT_FORMAT,
-            config_hash: self.shared.config_hash.clone(),
+            config_hash: self.shared.node.config_hash.clone(),
             epoch,
             decision_hash: st.prev_decision_hash.clone().unwrap_or_default(),
             position: self.reader.position().clone(),
             replay: self.replayer.checkpoint(),
             engine: st.clone(),
-            history: super::state::read(&self.shared.view).history.clone(),
+            history: self.shared.view().history.clone(),
         };
         let bytes = serde_json::to_vec(&cp)?;
         write_replace(&self.checkpoint_path, &bytes)
@@ -304,7 +221,7 @@ impl Ingest {
     /// rewritten nor pushed again). `at_start` (the republish before ingesting) also needs the
     /// journal's current mode to be apply: a start in paused or shadow mode pushes nothing.
     fn apply_params(&self, at_start: bool) -> Result<()> {
-        let view = super::state::read(&self.shared.view);
+        let view = self.shared.view();
         let Some(last) = &view.last else {
             return Ok(());
         };

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use tb_config::Mode;
 use tb_replay::Snapshot;
 
-use super::state::{read, Shared};
+use super::state::Shared;
 use crate::engine::{ClosedDecision, Gate, GateStatus};
 
 /// `{market}`.
@@ -356,7 +356,7 @@ impl Metrics {
         );
         r.register(
             "governor_decision_write_failures",
-            "Decision files that could not be written",
+            "Decision files (or their attestation sidecars) that could not be written",
             m.governor_decision_write_failures.clone(),
         );
         r.register(
@@ -462,6 +462,12 @@ impl Metrics {
         }
     }
 
+    /// Shows the height of the last applied block.
+    pub fn set_tip_height(&self, height: u64) {
+        self.governor_tip_height
+            .set(i64::try_from(height).unwrap_or(i64::MAX));
+    }
+
     /// Shows the receipt backlog.
     pub fn set_pending(&self, p: &tb_replay::backlog::ReceiptCounts) {
         self.pending_receipts_storage.set(int(p.storage));
@@ -535,8 +541,8 @@ impl Metrics {
     #[allow(clippy::float_arithmetic, clippy::cast_precision_loss)]
     pub fn refresh(&self, shared: &Shared) {
         self.proof_verification_budget_seconds
-            .set(shared.budget_ms as f64 / 1e3);
-        let view = read(&shared.view);
+            .set(shared.node.budget_ms as f64 / 1e3);
+        let view = shared.view();
         self.set_ingest(view.ingest.stall.as_deref());
         self.set_attestation(view.last.as_ref().map(|l| (l.keyid.is_some(), l.verified)));
     }

@@ -26,7 +26,7 @@ pub mod wrappers;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -40,9 +40,9 @@ use self::datadir::DataDirLock;
 use self::files::{Checkpoint, History, JournalFile, CHECKPOINT_FORMAT};
 use self::ingest::Ingest;
 use self::metrics::Metrics;
-use self::state::{lock, write, JournalSummary, LastClose, Live, Shared, Unsigned, View};
-use crate::commands::offline::Inputs;
+use self::state::{LastClose, Live, Node, Shared, Unsigned, View};
 use crate::engine::{Engine, EventKind, Params};
+use crate::pipeline::Inputs;
 use crate::rpc::{GovernorApiServer, Ingest as IngestView};
 use crate::signing::load_signer;
 
@@ -101,7 +101,7 @@ fn try_checkpoint(
         .read(cp.epoch)?
         .context("its decision file is missing")?;
     anyhow::ensure!(
-        tb_decisions::hash_hex(&file) == cp.decision_hash,
+        tb_canonical::hash_hex(&file) == cp.decision_hash,
         "its decision hash does not match decision file {}",
         cp.epoch
     );
@@ -139,7 +139,7 @@ fn read_last_close(
         _ => false,
     };
     Some(LastClose {
-        decision_hash: tb_decisions::hash_hex(&bytes),
+        decision_hash: tb_canonical::hash_hex(&bytes),
         decision,
         keyid,
         verified,
@@ -366,7 +366,7 @@ pub async fn run(
     let next_height = resumed.replayer.next_height();
     let tip_height = (next_height > config.governor.genesis_height).then(|| next_height - 1);
     let recent = page::recent_from_files(&store, st.last_epoch);
-    let shared = Arc::new(Shared {
+    let node = Node {
         config_hash: config_hash.clone(),
         budget_ms: budget,
         blocktorch_env: (
@@ -374,11 +374,14 @@ pub async fn run(
             config.governor.blocktorch_benchmark_commit.clone(),
         ),
         decisions: store,
-        node_public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
-        node_key: signer.as_ref().map(tb_decisions::Signer::verifying_key),
-        journal_summary: RwLock::new(JournalSummary::of(&journal)),
-        journal: Mutex::new(journal),
-        view: RwLock::new(View {
+        public_key: signer.as_ref().map(tb_decisions::Signer::public_key_hex),
+        key: signer.as_ref().map(tb_decisions::Signer::verifying_key),
+    };
+    let shared = Arc::new(Shared::new(
+        node,
+        Metrics::new(),
+        journal,
+        View {
             tip_height,
             ingest: IngestView {
                 file: resumed.reader.position().file.clone(),
@@ -399,13 +402,12 @@ pub async fn run(
             // Counted by the start-up signing in `first_writes`.
             unsigned: Unsigned::default(),
             recent,
-        }),
-        live: RwLock::new(Live {
+        },
+        Live {
             token: config.rpc.token.clone(),
             rps: config.rpc.rps,
-        }),
-        metrics: Metrics::new(),
-    });
+        },
+    ));
     shared
         .metrics
         .proof_verification_budget_ms
@@ -414,10 +416,7 @@ pub async fn run(
         shared.metrics.set_gauges(&l.decision.snapshot, &l.decision);
     }
     if let Some(t) = tip_height {
-        shared
-            .metrics
-            .governor_tip_height
-            .set(i64::try_from(t).unwrap_or(i64::MAX));
+        shared.metrics.set_tip_height(t);
     }
 
     // Until start-up has written below, the journal refuses appends, so an early RPC call
@@ -541,33 +540,28 @@ fn first_writes(
             tracing::info!("removed {stale} temp files an interrupted write left in {sub}/");
         }
     }
-    let mut journal = lock(&shared.journal);
-    journal.open_for_append()?;
-    let first_start = journal.events.is_empty();
-    journal_env_mode(
-        &mut journal,
-        mode,
-        if first_start { "first start: " } else { "" },
-        &mode_env(mode, process_env),
-        if first_start {
-            FIRST_START_REASON
-        } else {
-            "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
-        },
-    )?;
-    shared.publish_journal(&journal);
-    let mode_now = journal.current_mode().map_or(Mode::Shadow, |(m, _)| m);
+    let mode_now = shared.with_journal(|journal| -> Result<Mode> {
+        journal.open_for_append()?;
+        let first_start = journal.events.is_empty();
+        journal_env_mode(
+            journal,
+            mode,
+            if first_start { "first start: " } else { "" },
+            &mode_env(mode, process_env),
+            if first_start {
+                FIRST_START_REASON
+            } else {
+                "restart: mode from configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+            },
+        )?;
+        Ok(journal.current_mode().map_or(Mode::Shadow, |(m, _)| m))
+    })?;
     shared.metrics.set_mode(mode_now);
-    drop(journal);
-    let (unsigned, halted) = sign_at_start(&shared.decisions, listing, signer)?;
-    let mut view = write(&shared.view);
-    view.unsigned = unsigned;
+    let (unsigned, halted) = sign_at_start(&shared.node.decisions, listing, signer)?;
     // The last close's attestation as it is now that the missing sidecars were added.
-    if let Some(epoch) = view.last.as_ref().map(|l| l.decision.epoch) {
-        if let Some(l) = read_last_close(&shared.decisions, epoch, signer) {
-            view.last = Some(l);
-        }
-    }
+    let last_epoch = shared.view().last.as_ref().map(|l| l.decision.epoch);
+    let last = last_epoch.and_then(|e| read_last_close(&shared.node.decisions, e, signer));
+    shared.set_signing(unsigned, last);
     Ok(halted)
 }
 
@@ -597,24 +591,22 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
                  change with a new data_dir. Mode, RPC token and rate limit were not reloaded either."
             );
         }
-        *write(&shared.live) = Live {
+        shared.set_live(Live {
             token: fresh.config.rpc.token.clone(),
             rps: fresh.config.rpc.rps,
-        };
+        });
         let want = fresh.config.mode();
         let vars = mode_env(want, process_env);
         report_env_override(path, want, &vars);
-        {
-            let mut journal = lock(&shared.journal);
+        shared.with_journal(|journal| {
             journal_env_mode(
-                &mut journal,
+                journal,
                 want,
                 "SIGHUP: ",
                 &vars,
                 "SIGHUP: mode from configuration",
-            )?;
-            shared.publish_journal(&journal);
-        }
+            )
+        })?;
         shared.metrics.set_mode(want);
         tracing::info!(
             "configuration reloaded: mode {want}, rps {}, token {}",
@@ -627,15 +619,11 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
         );
         Ok(())
     })();
-    let mut view = write(&shared.view);
-    match outcome {
-        Ok(()) => view.config_reload_error = None,
-        Err(e) => {
-            let msg = format!("{e:#}");
-            tracing::error!("configuration reload {msg}");
-            view.config_reload_error = Some(msg);
-        }
-    }
+    shared.set_reload_error(outcome.err().map(|e| {
+        let msg = format!("{e:#}");
+        tracing::error!("configuration reload {msg}");
+        msg
+    }));
 }
 
 /// On SIGHUP, says whether the mode variables of the environment (fixed when the process started)

@@ -12,7 +12,7 @@ use jsonrpsee::server::HttpBody;
 use serde::Deserialize;
 use tb_replay::Snapshot;
 
-use super::state::{read, Recent, Shared};
+use super::state::{Recent, Shared};
 use crate::engine::GateStatus;
 use crate::rpc::Status;
 
@@ -99,7 +99,7 @@ pub fn recent_from_files(store: &tb_decisions::RecordStore, last: Option<u64>) -
 
 /// The page's data: the status and the chart points of the newest closes (ascending).
 pub fn load(shared: &Shared) -> (Status, Vec<Point>) {
-    let points = read(&shared.view).recent.points();
+    let points = shared.view().recent.points();
     (super::status::build(shared), points)
 }
 

@@ -6,7 +6,7 @@ use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use tb_config::Mode;
 
-use super::state::{lock, read, Shared};
+use super::state::Shared;
 use crate::engine::{Decision, EventKind, Gate, GateStatus, IntentState};
 use crate::rpc::*;
 
@@ -47,8 +47,8 @@ fn attestation_state(
     bytes: &[u8],
     sidecar: Option<&[u8]>,
 ) -> (&'static str, String) {
-    let dir = shared.decisions.dir().display();
-    match (sidecar, &shared.node_key) {
+    let dir = shared.node.decisions.dir().display();
+    match (sidecar, &shared.node.key) {
         (None, None) => (
             "missing",
             format!(
@@ -59,7 +59,7 @@ fn attestation_state(
             ),
         ),
         (None, Some(_)) => {
-            let why = read(&shared.view).unsigned.reason.clone();
+            let why = shared.view().unsigned.reason.clone();
             (
                 "missing",
                 format!(
@@ -99,7 +99,7 @@ fn attestation_state(
 
 impl Server {
     fn load_decision(&self, epoch: u64) -> RpcResult<(Decision, Vec<u8>)> {
-        let bytes = self.shared.decisions.read(epoch).map_err(internal)?;
+        let bytes = self.shared.node.decisions.read(epoch).map_err(internal)?;
         let Some(bytes) = bytes else {
             let last = self.shared.journal_summary().last_closed;
             let last = last.map_or("none yet".to_owned(), |e| e.to_string());
@@ -128,11 +128,9 @@ impl Server {
         }
         let shared = self.shared.clone();
         let append = move || {
-            let mut journal = lock(&shared.journal);
-            let ev = journal
-                .append(kind, mode, gate, &reason, &operator)
+            let ev = shared
+                .with_journal(|journal| journal.append(kind, mode, gate, &reason, &operator))
                 .map_err(internal)?;
-            shared.publish_journal(&journal);
             if let Some(m) = mode {
                 shared.metrics.set_mode(m);
             }
@@ -169,7 +167,7 @@ impl GovernorApiServer for Server {
         before_epoch: Option<u64>,
     ) -> RpcResult<IntentsResult> {
         let limit = limit_of(limit)?;
-        let view = read(&self.shared.view);
+        let view = self.shared.view();
         let intents = view
             .history
             .intents
@@ -200,10 +198,10 @@ impl GovernorApiServer for Server {
             let Ok((d, bytes)) = self.load_decision(epoch) else {
                 continue;
             };
-            let attested = self.shared.decisions.sidecar_path(epoch).exists();
+            let attested = self.shared.node.decisions.sidecar_path(epoch).exists();
             decisions.push(DecisionSummary {
                 epoch,
-                decision_hash: tb_decisions::hash_hex(&bytes),
+                decision_hash: tb_canonical::hash_hex(&bytes),
                 snapshot_hash: d.snapshot_hash,
                 mode: d.mode,
                 intents: d.intents.into_iter().map(|i| i.id).collect(),
@@ -217,6 +215,7 @@ impl GovernorApiServer for Server {
         let (d, bytes) = self.load_decision(epoch)?;
         let sidecar = self
             .shared
+            .node
             .decisions
             .read_sidecar(epoch)
             .map_err(internal)?;
@@ -227,7 +226,7 @@ impl GovernorApiServer for Server {
         Ok(SnapshotResult {
             snapshot: d.snapshot,
             snapshot_hash: d.snapshot_hash,
-            decision_hash: tb_decisions::hash_hex(&bytes),
+            decision_hash: tb_canonical::hash_hex(&bytes),
             attestation,
             attestation_state: state.to_owned(),
             attestation_hint: hint,
@@ -240,7 +239,7 @@ impl GovernorApiServer for Server {
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
-        let active = read(&self.shared.view).last.as_ref().and_then(|l| {
+        let active = self.shared.view().last.as_ref().and_then(|l| {
             l.decision
                 .gates
                 .iter()

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{read, LastClose, Shared, Unsigned};
+use super::state::{LastClose, Shared, Unsigned};
 use crate::engine::RULES_VERSION;
 use crate::rpc::{Blocktorch, EconomicsSample, ReceiptHealth, ReleaseProvenance, Status};
 use tb_config::Mode;
@@ -12,7 +12,7 @@ use tb_replay::backlog::ReceiptCounts;
 pub fn build(shared: &Shared) -> Status {
     let j = shared.journal_summary();
     let (mode, mode_effective_epoch, last_closed) = (j.mode, j.mode_effective_epoch, j.last_closed);
-    let view = read(&shared.view);
+    let view = shared.view();
     let last = view.last.as_ref();
     let snap = last.map(|l| &l.decision.snapshot);
     let gates = last.map(|l| l.decision.gates.clone()).unwrap_or_default();
@@ -50,7 +50,7 @@ pub fn build(shared: &Shared) -> Status {
         mode,
         mode_effective_epoch,
         rules_version: RULES_VERSION,
-        config_hash: shared.config_hash.clone(),
+        config_hash: shared.node.config_hash.clone(),
         tip_height: view.tip_height,
         last_closed_epoch: last_closed,
         ingest: view.ingest.clone(),
@@ -71,17 +71,18 @@ pub fn build(shared: &Shared) -> Status {
 /// What to do about the latest decision's attestation, and about unsigned epochs left.
 fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> String {
     let epoch = l.decision.epoch;
-    let dir = shared.decisions.dir().display();
+    let dir = shared.node.decisions.dir().display();
     let main = match (&l.keyid, l.verified) {
         (Some(k), true) => format!(
             "Attestation matches (epoch {epoch}, keyid {k}); auditors check it offline: \
              tb-cli governor verify --decisions {dir} --trusted-key {}",
             shared
-                .node_public_key
+                .node
+                .public_key
                 .as_deref()
                 .unwrap_or("<node public key>")
         ),
-        (Some(k), false) if shared.node_key.is_none() => format!(
+        (Some(k), false) if shared.node.key.is_none() => format!(
             "epoch {epoch} is signed (keyid {k}) but signing is off here, so this node cannot \
              check it: auditors run tb-cli governor verify --decisions {dir} --trusted-key <key>"
         ),
@@ -89,7 +90,7 @@ fn provenance_hint(shared: &Shared, l: &LastClose, unsigned: &Unsigned) -> Strin
             "the attestation of epoch {epoch} (keyid {k}) did not verify against this node's \
              key: check the key file"
         ),
-        (None, _) if shared.node_key.is_none() => format!(
+        (None, _) if shared.node.key.is_none() => format!(
             "decisions are unsigned: set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or \
              TB_GOVERNOR_KEY_FILE and restart (unsigned decisions are signed at start), or sign \
              a copy offline: tb-governor sign --decisions {dir}"
@@ -225,16 +226,16 @@ fn blocktorch(shared: &Shared, snap: Option<&tb_replay::Snapshot>) -> Blocktorch
     let chain_commit = proofs.and_then(|p| p.last_benchmark_commit.clone());
     let source = if chain_digest.is_some() {
         "chain"
-    } else if shared.blocktorch_env.0.is_some() || shared.blocktorch_env.1.is_some() {
+    } else if shared.node.blocktorch_env.0.is_some() || shared.node.blocktorch_env.1.is_some() {
         "env"
     } else {
         "none"
     };
     Blocktorch {
-        kernel_digest: chain_digest.or_else(|| shared.blocktorch_env.0.clone()),
-        benchmark_commit: chain_commit.or_else(|| shared.blocktorch_env.1.clone()),
+        kernel_digest: chain_digest.or_else(|| shared.node.blocktorch_env.0.clone()),
+        benchmark_commit: chain_commit.or_else(|| shared.node.blocktorch_env.1.clone()),
         proof_latency_p95_ms: proofs.and_then(|p| p.p95_ms),
-        budget_ms: shared.budget_ms,
+        budget_ms: shared.node.budget_ms,
         aggregator_trace: proofs.and_then(|p| p.trace_hash.clone()),
         source: source.to_owned(),
     }

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::metrics::prometheus_text;
-use super::state::{read, Shared};
+use super::state::Shared;
 
 /// `schema` of the summary.
 pub const WRAPPERS_SCHEMA: &str = "tb.governor.wrappers.v1";
@@ -111,10 +111,8 @@ fn parse_sample(line: &str) -> Option<Series> {
 
 /// The body and its hash, for `summary`.
 pub fn render(summary: &Summary) -> (Vec<u8>, String) {
-    let hash = blake3::hash(&tb_replay::snapshot::canonical_bytes(summary))
-        .to_hex()
-        .to_string();
-    let body = tb_replay::snapshot::canonical_bytes(&Body {
+    let hash = tb_canonical::hash(summary);
+    let body = tb_canonical::to_vec(&Body {
         hash: &hash,
         summary,
     });
@@ -124,7 +122,7 @@ pub fn render(summary: &Summary) -> (Vec<u8>, String) {
 /// Builds the summary of what `registry` exports now. The view stays read-locked meanwhile:
 /// a close updates its metrics under the view's write lock, so gauges and hash belong together.
 pub fn summary(registry: &Registry, shared: &Shared) -> Result<Summary, String> {
-    let view = read(&shared.view);
+    let view = shared.view();
     let mut text = String::new();
     encode(&mut text, registry).map_err(|e| format!("encoding metrics failed: {e}"))?;
     let metrics = parse_samples(&prometheus_text(&text))?;
@@ -169,7 +167,7 @@ mod tests {
         };
         let (body, hash) = render(&summary);
         let text = String::from_utf8(body).unwrap();
-        let inner = tb_replay::snapshot::canonical_bytes(&summary);
+        let inner = tb_canonical::to_vec(&summary);
         let inner = String::from_utf8(inner).unwrap();
         assert_eq!(text, format!("{{\"hash\":\"{hash}\",\"summary\":{inner}}}"));
         assert_eq!(hash, blake3::hash(inner.as_bytes()).to_hex().to_string());

@@ -526,8 +526,7 @@ impl Engine {
             rules_version: RULES_VERSION,
             prev_decision_hash: st.prev_decision_hash.clone(),
         };
-        let bytes = tb_replay::snapshot::canonical_bytes(&decision);
-        let hash = blake3::hash(&bytes).to_hex().to_string();
+        let tb_canonical::Canonical { bytes, hash } = tb_canonical::Canonical::of(&decision);
         st.prev_decision_hash = Some(hash.clone());
         ClosedDecision {
             decision,

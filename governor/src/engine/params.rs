@@ -88,9 +88,7 @@ impl Params {
 
     /// `params_hash` = blake3(JCS(params)), lowercase hex.
     pub fn hash(&self) -> String {
-        blake3::hash(&tb_replay::snapshot::canonical_bytes(self))
-            .to_hex()
-            .to_string()
+        tb_canonical::hash(self)
     }
 
     /// Dotted names of the fields that differ from `other`, sorted.

@@ -512,7 +512,7 @@ fn decisions_chain_by_hash() {
         // The bytes are the JCS form of the record.
         let parsed: Decision = serde_json::from_slice(&d.bytes).unwrap();
         assert_eq!(parsed, d.decision);
-        assert_eq!(tb_replay::snapshot::canonical_bytes(&parsed), d.bytes);
+        assert_eq!(tb_canonical::to_vec(&parsed), d.bytes);
         prev = Some(d.hash.clone());
     }
     assert_eq!(decisions[0].decision.prev_decision_hash, None);

@@ -93,7 +93,10 @@ fn sign_for(mut v: Value, key: &SigningKey, chain_id: &str, height: u64) -> Valu
     let Json::Obj(obj) = tree(&v) else {
         panic!("receipt is not an object")
     };
-    let signature = key.sign(&signing_message(&obj, chain_id, height));
+    // A receipt holding a number the schema refuses has no message: sign the empty one, since
+    // the schema check rejects it before its signature is looked at.
+    let message = signing_message(&obj, chain_id, height).unwrap_or_default();
+    let signature = key.sign(&message);
     v["signature"] = Value::String(hex::encode(signature.to_bytes()));
     v
 }
@@ -778,7 +781,7 @@ fn receipt_signing_vector() {
     let Json::Obj(obj) = tree(receipt) else {
         panic!("receipt is not an object")
     };
-    let message = signing_message(&obj, chain_id, height);
+    let message = signing_message(&obj, chain_id, height).unwrap();
     assert_eq!(
         std::str::from_utf8(&message).unwrap(),
         vector["message_utf8"].as_str().unwrap()

@@ -247,7 +247,7 @@ fn rotation_rotates_multi_theta_without_rejections() {
                 panic!("signature")
             };
             let sig = Signature::from_bytes(&hex::decode(&**sig).unwrap().try_into().unwrap());
-            let message = signing_message(r, &chain.cfg.chain_id, *height);
+            let message = signing_message(r, &chain.cfg.chain_id, *height).unwrap();
             let signer: Vec<usize> = (0..2)
                 .filter(|&i| keys[i].key.verify_strict(&message, &sig).is_ok())
                 .collect();

@@ -1,0 +1,202 @@
+//! Canonical JSON bytes and their blake3 hash: the one path by which the governor turns a value
+//! into bytes it writes, signs or hashes (snapshots, decisions, params, attestations, receipt
+//! signing messages, the simulator's chains and the config hash).
+//!
+//! Canonical means RFC 8785 (JCS): keys sorted by byte, no whitespace, numbers in their shortest
+//! form. Hashes are blake3, shown as lowercase hex.
+//!
+//! # Failing loudly
+//!
+//! Serialising into memory can fail only for a value of the wrong *type*: a map whose keys are
+//! not strings, or a float that is not finite. The governor's hashed types hold strings,
+//! integers, booleans and string-keyed maps, so no input can reach that failure; only a change
+//! to a type can. Should one, these functions panic with the type's name rather than hash empty
+//! or partial bytes, so every hash test fails at once instead of a hash silently changing.
+
+use serde::Serialize;
+
+/// The JCS bytes of `value`.
+///
+/// # Panics
+///
+/// If `T` cannot be canonicalised (see the crate documentation); no value of a hashable type
+/// can cause it.
+pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
+    loud::<T, _>(serde_json_canonicalizer::to_vec(value))
+}
+
+/// Appends the compact JSON of `value` to `out`, in the order its fields serialise.
+///
+/// For a type that serialises its keys already sorted by byte and holds only strings and
+/// integers within ±2^53, this is its JCS form at a fraction of the cost of [`to_vec`]; debug
+/// builds check that claim on every call. For any other type it is plain compact JSON.
+///
+/// # Panics
+///
+/// As [`to_vec`].
+pub fn extend_compact<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    loud::<T, _>(try_extend_compact(out, value));
+}
+
+/// [`extend_compact`] for a value whose `Serialize` may refuse it (a parsed JSON tree that holds
+/// a number it never writes back): the error instead of a panic, and `out` as it was.
+pub fn try_extend_compact<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    serde_json::to_writer(&mut *out, value).inspect_err(|_| out.truncate(start))
+}
+
+/// Like [`extend_compact`], for a type whose compact JSON is its JCS form; debug builds check it.
+///
+/// # Panics
+///
+/// As [`to_vec`]; in debug builds also when the bytes differ from [`to_vec`]'s.
+pub fn extend_sorted<T: Serialize>(out: &mut Vec<u8>, value: &T) {
+    let start = out.len();
+    extend_compact(out, value);
+    debug_assert!(
+        out.get(start..) == Some(&to_vec(value)[..]),
+        "the compact JSON of {} is not its JCS form",
+        std::any::type_name::<T>()
+    );
+}
+
+/// Pretty-printed JSON of `value` with a final newline, for files people read (never hashed).
+///
+/// # Panics
+///
+/// As [`to_vec`].
+pub fn to_pretty_string<T: Serialize + ?Sized>(value: &T) -> String {
+    let mut text = loud::<T, _>(serde_json::to_string_pretty(value));
+    text.push('\n');
+    text
+}
+
+/// blake3 of `bytes`, lowercase hex.
+pub fn hash_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// blake3 of the JCS bytes of `value`, lowercase hex.
+///
+/// # Panics
+///
+/// As [`to_vec`].
+pub fn hash<T: Serialize>(value: &T) -> String {
+    hash_hex(&to_vec(value))
+}
+
+/// A value's JCS bytes together with their hash, for callers that both write and chain them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Canonical {
+    /// The JCS bytes: what is written to disk.
+    pub bytes: Vec<u8>,
+    /// blake3 of `bytes`, lowercase hex: what the next record links to.
+    pub hash: String,
+}
+
+impl Canonical {
+    /// Canonicalises and hashes `value`.
+    ///
+    /// # Panics
+    ///
+    /// As [`to_vec`].
+    pub fn of<T: Serialize>(value: &T) -> Self {
+        Self::from_bytes(to_vec(value))
+    }
+
+    /// Hashes bytes that are already canonical (built with [`extend_sorted`], for example).
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        let hash = hash_hex(&bytes);
+        Self { bytes, hash }
+    }
+}
+
+/// Unwraps a serialisation result whose only failure is a type that cannot be serialised.
+fn loud<T: ?Sized, V>(result: Result<V, serde_json::Error>) -> V {
+    match result {
+        Ok(v) => v,
+        Err(err) => panic!(
+            "serialising a {} failed: {err}; hashed types hold only strings, integers, \
+             booleans and string-keyed maps",
+            std::any::type_name::<T>()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize)]
+    struct Sorted {
+        a: u64,
+        b: &'static str,
+    }
+
+    #[test]
+    fn jcs_sorts_keys_and_hashes_the_bytes() {
+        let mut map = BTreeMap::new();
+        map.insert("z", 1);
+        map.insert("a", 2);
+        let value = serde_json::json!({"z": [1, "x"], "a": {"c": true, "b": null}});
+        assert_eq!(to_vec(&value), br#"{"a":{"b":null,"c":true},"z":[1,"x"]}"#);
+        assert_eq!(to_vec(&map), br#"{"a":2,"z":1}"#);
+        let c = Canonical::of(&value);
+        assert_eq!(c.hash, blake3::hash(&c.bytes).to_hex().as_str());
+        assert_eq!(hash(&value), c.hash);
+        assert_eq!(c.hash.len(), 64);
+    }
+
+    #[test]
+    fn extend_sorted_appends_the_jcs_form() {
+        let mut out = b"prefix:".to_vec();
+        extend_sorted(&mut out, &Sorted { a: 7, b: "é\u{1}" });
+        assert_eq!(out, "prefix:{\"a\":7,\"b\":\"é\\u0001\"}".as_bytes());
+    }
+
+    #[test]
+    #[should_panic(expected = "the compact JSON of")]
+    #[cfg(debug_assertions)]
+    fn extend_sorted_refuses_an_unsorted_type_in_debug_builds() {
+        #[derive(Serialize)]
+        struct Unsorted {
+            b: u64,
+            a: u64,
+        }
+        extend_sorted(&mut Vec::new(), &Unsorted { b: 1, a: 2 });
+    }
+
+    #[test]
+    #[should_panic(expected = "serialising a")]
+    fn a_type_that_cannot_be_canonicalised_panics_instead_of_hashing_nothing() {
+        let mut map = BTreeMap::new();
+        map.insert((1u8, 2u8), 3u8);
+        let _ = to_vec(&map);
+    }
+
+    #[test]
+    fn a_refused_value_leaves_the_buffer_as_it_was() {
+        struct Refused;
+        impl Serialize for Refused {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeSeq};
+                let mut seq = s.serialize_seq(None)?;
+                seq.serialize_element(&1)?;
+                Err(S::Error::custom("refused"))
+            }
+        }
+        let mut out = b"kept".to_vec();
+        let err = try_extend_compact(&mut out, &Refused).unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn pretty_ends_with_a_newline() {
+        assert_eq!(to_pretty_string(&[1, 2]), "[\n  1,\n  2\n]\n");
+    }
+}
