@@ -7,7 +7,7 @@ use crate::Config;
 use std::path::PathBuf;
 
 /// Every environment variable [`Config::load`] reads, in the order it applies them.
-pub const ENV_VARS: [&str; 13] = [
+pub const ENV_VARS: [&str; 14] = [
     "TB_GOVERNOR_ENABLED",
     "TB_GOVERNOR_SHADOW_ONLY",
     "TB_GOVERNOR_SIGN",
@@ -21,6 +21,7 @@ pub const ENV_VARS: [&str; 13] = [
     "TB_GOVERNOR_RPC_MAX_CONNECTIONS",
     "TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST",
     "TB_BLOCKTORCH_BENCHMARK_COMMIT",
+    "TB_GOVERNOR_PEERS",
 ];
 
 /// `(dotted key, variable)` for every knob an environment variable set, so validation errors can
@@ -120,6 +121,15 @@ pub(crate) fn apply_env(
             "governor.blocktorch_benchmark_commit",
             "TB_BLOCKTORCH_BENCHMARK_COMMIT",
         ));
+    }
+    if let Some(value) = get("TB_GOVERNOR_PEERS") {
+        config.peers.urls = value
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        overrides.push(("peers.urls", "TB_GOVERNOR_PEERS"));
     }
     Ok(overrides)
 }

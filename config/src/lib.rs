@@ -49,7 +49,9 @@ pub use gates::{
     AdTierGate, EconomicsGate, GatesConfig, MarketGate, OperationalGate, StreakConfig, GATE_NAMES,
 };
 pub use secret::Secret;
-pub use sections::{ApplyConfig, ChainConfig, GovernorConfig, RpcConfig, SigningConfig};
+pub use sections::{
+    ApplyConfig, ChainConfig, GovernorConfig, PeersConfig, RpcConfig, SigningConfig,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -133,6 +135,8 @@ pub struct Config {
     pub signing: SigningConfig,
     /// `[apply]`: post-apply hook.
     pub apply: ApplyConfig,
+    /// `[peers]`: other governors to compare decisions with.
+    pub peers: PeersConfig,
 }
 
 /// The decision-relevant part of the config, exactly as hashed into `config_hash`.
@@ -237,6 +241,31 @@ impl Config {
         tb_canonical::hash_hex(&self.decision_relevant_jcs(providers_file_blake3_hex))
     }
 
+    /// `replay_config_hash` = lowercase hex of blake3(JCS(the decision-relevant object without
+    /// `gates`)): the settings snapshots depend on. Two nodes with equal replay hashes must
+    /// compute equal snapshots from the same chain, whatever their gate thresholds.
+    pub fn replay_config_hash(&self, providers_file_blake3_hex: &str) -> String {
+        #[derive(Serialize)]
+        struct ReplayRelevant<'a> {
+            chain_id: &'a str,
+            epoch_blocks: u64,
+            genesis_height: u64,
+            economics: &'a EconomicsConfig,
+            min_payment_micro: u64,
+            proof_verification_budget_ms: u64,
+            providers_blake3: &'a str,
+        }
+        tb_canonical::hash(&ReplayRelevant {
+            chain_id: &self.governor.chain_id,
+            epoch_blocks: self.governor.epoch_blocks,
+            genesis_height: self.governor.genesis_height,
+            economics: &self.economics,
+            min_payment_micro: self.chain.min_payment_micro,
+            proof_verification_budget_ms: self.chain.proof_verification_budget_ms,
+            providers_blake3: providers_file_blake3_hex,
+        })
+    }
+
     /// Dotted keys of the decision-relevant knobs that differ between `self` and `other`
     /// (empty when a reload may proceed mid-chain). The providers file is not part of `Config`;
     /// compare its hash separately.
@@ -298,7 +327,10 @@ impl Config {
 }
 
 /// Key names whose values are secrets: a parse error on a line holding one is redacted.
-const SECRET_KEYS: [&str; 2] = ["token", "key_hex"];
+const SECRET_KEYS: [&str; 3] = ["token", "tokens", "key_hex"];
+
+/// A table whose every value is a secret: a parse error on any line inside it is redacted.
+const SECRET_TABLE: &str = "[peers.tokens]";
 
 /// toml's own message (line, column, snippet naming the key), unless the offending line assigns
 /// a secret, in which case only the position is kept.
@@ -317,8 +349,8 @@ fn parse_error_message(text: &str, err: &toml::de::Error) -> String {
         Some((line, line_no, column))
     });
     let secret = match position {
-        Some((line, _, _)) => assigns_secret(line),
-        None => ["`rpc.token`", "`signing.key_hex`"]
+        Some((line, line_no, _)) => assigns_secret(line) || in_secret_table(text, line_no),
+        None => ["`rpc.token`", "`signing.key_hex`", "`peers.tokens"]
             .iter()
             .any(|k| rendered.contains(k)),
     };
@@ -330,9 +362,19 @@ fn parse_error_message(text: &str, err: &toml::de::Error) -> String {
         None => String::new(),
     };
     format!(
-        "TOML parse error{at}: the line holds a secret (`rpc.token` or `signing.key_hex`), so \
-         it is not shown; its value must be a quoted string and the key may appear only once"
+        "TOML parse error{at}: the line holds a secret (`rpc.token`, `signing.key_hex` or \
+         `peers.tokens`), so it is not shown; its value must be a quoted string and the key may \
+         appear only once"
     )
+}
+
+/// Whether line `line_no` (from 1) of `text` lies inside the [`SECRET_TABLE`] section.
+fn in_secret_table(text: &str, line_no: usize) -> bool {
+    text.lines()
+        .take(line_no)
+        .filter(|l| l.trim_start().starts_with('['))
+        .last()
+        .is_some_and(|header| header.trim().replace(' ', "") == SECRET_TABLE)
 }
 
 /// Whether a TOML line assigns one of [`SECRET_KEYS`] (`token = …`, `"key_hex"=…`,

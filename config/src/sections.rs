@@ -1,8 +1,9 @@
-//! The non-numeric tables: `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`.
+//! The non-numeric tables: `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`, `[peers]`.
 
 use crate::boolean::flexible_bool;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// `[governor]`: identity of the chain being governed, the epoch grid and the operating mode.
@@ -138,6 +139,32 @@ impl Default for ApplyConfig {
         Self {
             hook: None,
             hook_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[peers]`: other governors whose decisions this node compares with its own. Peers never
+/// change this node's decisions; they are only compared. Not decision-relevant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeersConfig {
+    /// The peers' JSON-RPC URLs, `http://host:port` (`TB_GOVERNOR_PEERS`, comma-separated).
+    pub urls: Vec<String>,
+    /// How often each peer is polled, in ms (≥ 100).
+    pub poll_ms: u64,
+    /// Time limit of one call to a peer, in ms (≥ 1); a slower peer is `unreachable`.
+    pub timeout_ms: u64,
+    /// Bearer tokens of the peers that need one, by URL (each must be one of `urls`).
+    pub tokens: BTreeMap<String, Secret>,
+}
+
+impl Default for PeersConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            poll_ms: 5_000,
+            timeout_ms: 2_000,
+            tokens: BTreeMap::new(),
         }
     }
 }

@@ -21,7 +21,8 @@ pub(crate) fn validate(
     v.gates(config)?;
     v.rpc(config)?;
     v.signing(config)?;
-    v.apply(config)
+    v.apply(config)?;
+    v.peers(config)
 }
 
 struct Validator<'a> {
@@ -336,6 +337,48 @@ impl Validator<'_> {
         }
         self.at_least("apply.hook_timeout_ms", c.apply.hook_timeout_ms, 1)
     }
+}
+
+impl Validator<'_> {
+    fn peers(&self, c: &Config) -> Result<(), ConfigError> {
+        let p = &c.peers;
+        for (i, url) in p.urls.iter().enumerate() {
+            self.check(is_peer_url(url), "peers.urls", || {
+                format!(
+                    "{} is not a peer URL (expected http://host:port, e.g. \
+                     http://10.0.0.2:7878)",
+                    show(url)
+                )
+            })?;
+            self.check(!p.urls[..i].contains(url), "peers.urls", || {
+                format!("{} is listed twice", show(url))
+            })?;
+        }
+        for (url, token) in &p.tokens {
+            self.check(p.urls.contains(url), "peers.tokens", || {
+                format!("{} is not one of peers.urls", show(url))
+            })?;
+            self.check(!token.expose().is_empty(), "peers.tokens", || {
+                format!("the token of {} must not be empty", show(url))
+            })?;
+        }
+        self.at_least("peers.poll_ms", p.poll_ms, 100)?;
+        self.at_least("peers.timeout_ms", p.timeout_ms, 1)
+    }
+}
+
+/// `http://host:port` with an optional path: a host without spaces and a port.
+fn is_peer_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let Some((host, port)) = authority.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && !authority.contains(['@', ' ', '?', '#'])
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {

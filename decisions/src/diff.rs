@@ -6,14 +6,24 @@ use serde_json::Value;
 /// elements as `[i]`), or `None` if they are equal as JSON. Unparsable input is reported as a
 /// difference at the root (`$`).
 pub fn first_difference(a: &[u8], b: &[u8]) -> Option<String> {
+    differences(a, b, 1).pop()
+}
+
+/// The dotted paths of the differing fields of `a` and `b`, in [`first_difference`]'s order and
+/// notation, at most `max` of them. A field present on one side only is one path; so is the
+/// first extra element of the longer of two arrays.
+pub fn differences(a: &[u8], b: &[u8], max: usize) -> Vec<String> {
+    let mut out = Vec::new();
     match (
         serde_json::from_slice::<Value>(a),
         serde_json::from_slice::<Value>(b),
     ) {
-        (Ok(a), Ok(b)) => walk(&a, &b, String::new()),
-        _ if a == b => None,
-        _ => Some("$".to_owned()),
+        (Ok(a), Ok(b)) => walk(&a, &b, String::new(), max, &mut out),
+        _ if a == b => {}
+        _ => out.push("$".to_owned()),
     }
+    out.truncate(max);
+    out
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -24,30 +34,34 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn walk(a: &Value, b: &Value, path: String) -> Option<String> {
+fn walk(a: &Value, b: &Value, path: String, max: usize, out: &mut Vec<String>) {
+    if out.len() >= max {
+        return;
+    }
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();
             keys.dedup();
-            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
-                (Some(va), Some(vb)) => walk(va, vb, join(&path, k)),
-                _ => Some(join(&path, k)),
-            })
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => walk(va, vb, join(&path, k), max, out),
+                    _ if out.len() < max => out.push(join(&path, k)),
+                    _ => return,
+                }
+            }
         }
         (Value::Array(x), Value::Array(y)) => {
-            let common = x
-                .iter()
-                .zip(y)
-                .enumerate()
-                .find_map(|(i, (va, vb))| walk(va, vb, format!("{path}[{i}]")));
-            common.or_else(|| {
-                (x.len() != y.len()).then(|| format!("{path}[{}]", x.len().min(y.len())))
-            })
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                walk(va, vb, format!("{path}[{i}]"), max, out);
+            }
+            if x.len() != y.len() && out.len() < max {
+                out.push(format!("{path}[{}]", x.len().min(y.len())));
+            }
         }
-        _ if a == b => None,
-        _ if path.is_empty() => Some("$".to_owned()),
-        _ => Some(path),
+        _ if a == b => {}
+        _ if path.is_empty() => out.push("$".to_owned()),
+        _ => out.push(path),
     }
 }
 
@@ -70,5 +84,18 @@ mod tests {
             Some("a")
         );
         assert_eq!(first_difference(b"x", b"y").as_deref(), Some("$"));
+    }
+
+    #[test]
+    fn lists_every_differing_path_up_to_the_cap() {
+        let a = br#"{"a":1,"b":{"c":[1,2,{"d":3}]},"y":[1],"z":0}"#;
+        let b = br#"{"a":2,"b":{"c":[1,2,{"d":4}]},"x":5,"y":[1,2],"z":1}"#;
+        assert_eq!(
+            differences(a, b, 10),
+            ["a", "b.c[2].d", "x", "y[1]", "z"].map(String::from)
+        );
+        assert_eq!(differences(a, b, 2), ["a", "b.c[2].d"].map(String::from));
+        assert!(differences(a, a, 10).is_empty());
+        assert_eq!(differences(b"x", b"y", 3), ["$"].map(String::from));
     }
 }

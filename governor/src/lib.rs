@@ -4,13 +4,14 @@
 //!
 //! - [`cli`]: the `tb-governor` command line, declared once so docs and tests can parse it.
 //! - [`engine`]: the pure gate engine: gates, streaks, intents, journal, params, decisions.
+//! - [`fleet`]: the rules for comparing this node's decisions with another governor's (pure).
 //! - [`rpc`]: the JSON-RPC API trait (server and client) and its result types.
 //! - [`pipeline`]: the replay pipeline (inputs from a configuration, chain → replay → engine),
 //!   shared by the daemon and the offline commands.
 //! - [`commands`]: one module per subcommand (the offline tools and `tb-cli`).
 //! - [`daemon`]: `tb-governor run`: ingest, checkpoint, JSON-RPC, metrics, signals. With
 //!   [`pipeline`], [`commands`] and [`signing`] the only places here that touch files, sockets,
-//!   the clock or the terminal; [`engine`] and [`rpc`] touch none.
+//!   the clock or the terminal; [`engine`], [`fleet`] and [`rpc`] touch none.
 //! - [`signing`]: the node's attestation key from the configuration.
 //! - [`out`]: printing that survives a closed pipe ([`outln!`], [`errln!`]).
 
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod daemon;
 pub mod engine;
+pub mod fleet;
 pub mod out;
 pub mod pipeline;
 pub mod rpc;

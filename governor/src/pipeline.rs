@@ -57,6 +57,11 @@ impl Inputs {
         self.config.config_hash(&self.providers_blake3)
     }
 
+    /// `replay_config_hash` of these inputs: what their snapshots depend on.
+    pub fn replay_config_hash(&self) -> String {
+        self.config.replay_config_hash(&self.providers_blake3)
+    }
+
     /// An engine before the first close for these inputs, starting in `mode`.
     pub fn engine(&self, mode: Mode) -> Engine {
         let mut engine = Engine::new(self.engine_config());

@@ -69,6 +69,13 @@ pub struct RpcLabel {
     pub code: String,
 }
 
+/// `{peer}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The peer's URL, as configured.
+    pub peer: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Every metric the daemon exports.
@@ -111,6 +118,10 @@ pub struct Metrics {
     pub governor_last_decision_attestation: Family<AttestationLabel, Gauge>,
     pub proof_verification_budget_seconds: FloatGauge,
     pub governor_http_connections_refused: Counter,
+    // The fleet cross-check: see `set_peer`.
+    pub governor_peer_up: Family<PeerLabel, Gauge>,
+    pub governor_peer_agreed_epoch: Family<PeerLabel, Gauge>,
+    pub governor_peer_diverged: Family<PeerLabel, Gauge>,
 }
 
 /// `{state}` of the last decision's attestation: `unsigned`, `unverified` or `verified`.
@@ -320,6 +331,21 @@ impl Metrics {
             m.proof_verification_budget_ms.clone(),
         );
         r.register(
+            "governor_peer_up",
+            "1 when the peer's last poll succeeded and its answer was valid",
+            m.governor_peer_up.clone(),
+        );
+        r.register(
+            "governor_peer_agreed_epoch",
+            "Last epoch both closed and found equal with the peer (-1: none yet)",
+            m.governor_peer_agreed_epoch.clone(),
+        );
+        r.register(
+            "governor_peer_diverged",
+            "1 while a divergence from the peer is reported (until acknowledged)",
+            m.governor_peer_diverged.clone(),
+        );
+        r.register(
             "governor_gate_state",
             "1 when the gate is active",
             m.governor_gate_state.clone(),
@@ -460,6 +486,26 @@ impl Metrics {
                 self.count_intent(gate, action, a.outcome.as_str());
             }
         }
+    }
+
+    /// Shows how a peer compares (its three `governor_peer_*` series).
+    pub fn set_peer(&self, peer: &crate::rpc::PeerStatus) {
+        use crate::rpc::PeerState;
+        let label = PeerLabel {
+            peer: peer.url.clone(),
+        };
+        let up = !matches!(peer.state, PeerState::Pending | PeerState::Unreachable)
+            && peer.error.is_none();
+        self.governor_peer_up
+            .get_or_create(&label)
+            .set(i64::from(up));
+        self.governor_peer_agreed_epoch.get_or_create(&label).set(
+            peer.agreed_through
+                .map_or(-1, |e| i64::try_from(e).unwrap_or(i64::MAX)),
+        );
+        self.governor_peer_diverged
+            .get_or_create(&label)
+            .set(i64::from(peer.divergence.is_some()));
     }
 
     /// Shows the height of the last applied block.

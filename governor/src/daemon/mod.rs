@@ -4,7 +4,8 @@
 //! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.
 //!
 //! Data dir: `LOCK` (the exclusive lock, see [`datadir`]), `decisions/` (decision files and
-//! sidecars), `journal.jsonl`, `state/checkpoint.json`, `runtime/params.json`.
+//! sidecars), `journal.jsonl`, `state/checkpoint.json`, `state/peers.json` (the peer comparison,
+//! see [`peers`]), `runtime/params.json`.
 //!
 //! Start-up runs every check that can refuse the start (configuration, providers file, signing
 //! key, the data directory lock, config drift, the journal, binding the listener) before its
@@ -18,6 +19,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod page;
+pub mod peers;
 pub mod server;
 pub mod state;
 pub mod status;
@@ -366,8 +368,11 @@ pub async fn run(
     let next_height = resumed.replayer.next_height();
     let tip_height = (next_height > config.governor.genesis_height).then(|| next_height - 1);
     let recent = page::recent_from_files(&store, st.last_epoch);
+    let poller = peers::Poller::new(&config.peers)?;
+    let book = Arc::new(peers::Book::load(&data.join("state"))?);
     let node = Node {
         config_hash: config_hash.clone(),
+        replay_config_hash: inputs.replay_config_hash(),
         budget_ms: budget,
         blocktorch_env: (
             config.governor.blocktorch_kernel_digest.clone(),
@@ -402,6 +407,12 @@ pub async fn run(
             // Counted by the start-up signing in `first_writes`.
             unsigned: Unsigned::default(),
             recent,
+            peers: config
+                .peers
+                .urls
+                .iter()
+                .map(|url| peers::initial_status(url, &book.get(url)))
+                .collect(),
         },
         Live {
             token: config.rpc.token.clone(),
@@ -453,6 +464,7 @@ pub async fn run(
     };
     tracing::info!("resuming from {}", resumed.from);
     tracing::info!("serving JSON-RPC, the status page, /metrics and /healthz on http://{addr}");
+    poller.spawn(&shared, &book);
     on_ready(addr);
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();

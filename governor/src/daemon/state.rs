@@ -67,6 +67,8 @@ pub struct View {
     /// Chart figures of the newest closed epochs, oldest first: kept at each close so the
     /// status page (which needs no token) never makes the daemon read decision files.
     pub recent: Recent,
+    /// How each configured peer compares, in configuration order (the peer poller writes it).
+    pub peers: Vec<crate::rpc::PeerStatus>,
 }
 
 /// The chart figures of at most [`HISTORY_EPOCHS`](super::page::HISTORY_EPOCHS) newest epochs.
@@ -136,6 +138,8 @@ pub struct Live {
 pub struct Node {
     /// `config_hash` in force: status shows it, and a reload may not change it.
     pub config_hash: String,
+    /// `replay_config_hash` in force: peers compare snapshots under it when configs differ.
+    pub replay_config_hash: String,
     /// Proof budget, for status and the budget gauges.
     pub budget_ms: u64,
     /// BlockTorch fallbacks from the environment, shown by status when no proof was seen yet.
@@ -314,6 +318,13 @@ impl Shared {
         view.unsigned = unsigned;
         if last.is_some() {
             view.last = last;
+        }
+    }
+
+    /// Publishes how peer `index` (in configuration order) compares now.
+    pub fn set_peer(&self, index: usize, peer: crate::rpc::PeerStatus) {
+        if let Some(slot) = write(&self.view).peers.get_mut(index) {
+            *slot = peer;
         }
     }
 

@@ -65,6 +65,8 @@ pub fn build(shared: &Shared) -> Status {
         receipt_health,
         blocktorch,
         config_reload_error: view.config_reload_error.clone(),
+        replay_config_hash: shared.node.replay_config_hash.clone(),
+        peers: view.peers.clone(),
     }
 }
 

@@ -49,6 +49,86 @@ pub struct Status {
     pub blocktorch: Blocktorch,
     /// The last configuration reload's problem, if it was refused.
     pub config_reload_error: Option<String>,
+    /// Hash of the settings snapshots depend on (`config_hash` without the gates), so a peer can
+    /// tell whether snapshots must agree when configurations differ.
+    #[serde(default)]
+    pub replay_config_hash: String,
+    /// How each configured peer's decisions compare with this node's, in configuration order.
+    #[serde(default)]
+    pub peers: Vec<PeerStatus>,
+}
+
+/// How a peer governor compares with this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Not polled yet.
+    Pending,
+    /// Every epoch both closed agrees (through `agreed_through`).
+    Agree,
+    /// It agrees as far as it goes, but its last closed epoch is `behind_by` lower.
+    Behind,
+    /// Its configuration differs: decisions may legitimately differ; snapshots are still
+    /// compared while the replay settings agree.
+    ConfigDiffers,
+    /// An epoch's snapshot or decision differs under comparable configuration; sticky until an
+    /// operator acknowledges it.
+    Diverged,
+    /// The last poll failed or its answer was not valid (`error` says which).
+    Unreachable,
+}
+
+impl PeerState {
+    /// The state as status prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Pending => "pending",
+            PeerState::Agree => "agree",
+            PeerState::Behind => "behind",
+            PeerState::ConfigDiffers => "config differs",
+            PeerState::Diverged => "diverged",
+            PeerState::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// One peer in `governor.status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// The peer's JSON-RPC URL, as configured.
+    pub url: String,
+    /// How it compares now.
+    pub state: PeerState,
+    /// The last epoch both closed and found equal (snapshots only when configurations differ).
+    pub agreed_through: Option<u64>,
+    /// The peer's last closed epoch at its last successful poll.
+    pub last_closed_epoch: Option<u64>,
+    /// How many epochs the peer is behind this node.
+    pub behind_by: Option<u64>,
+    /// The peer's `config_hash` at its last successful poll.
+    pub config_hash: Option<String>,
+    /// Whether snapshots are still compared although configurations differ.
+    pub snapshots_compared: bool,
+    /// The first divergence found; it stays until acknowledged, also across restarts.
+    pub divergence: Option<Divergence>,
+    /// Why the last poll failed (unreachable only).
+    pub error: Option<String>,
+}
+
+/// The first epoch at which a peer's hashes differ from this node's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The epoch.
+    pub epoch: u64,
+    /// Which hash differs (the snapshot's when both do).
+    pub differs: crate::fleet::Differs,
+    /// This node's hashes of the epoch.
+    pub mine: crate::fleet::EpochHashes,
+    /// The peer's hashes of the epoch.
+    pub theirs: crate::fleet::EpochHashes,
+    /// Dotted paths of the snapshot fields that differ (at most 32; empty when only the decision
+    /// differs or the snapshots could not be fetched).
+    pub fields: Vec<String>,
 }
 
 /// Ingestion progress.

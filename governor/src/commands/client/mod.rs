@@ -270,10 +270,7 @@ mod tests {
         write_snapshot(&path, &good).unwrap().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes, good.snapshot.canonical_bytes());
-        assert_eq!(
-            tb_canonical::hash_hex(&bytes),
-            good.snapshot_hash
-        );
+        assert_eq!(tb_canonical::hash_hex(&bytes), good.snapshot_hash);
 
         let mut bad = good.clone();
         bad.snapshot_hash = "00".repeat(32);
