@@ -1,11 +1,11 @@
-//! Unit tests of loading, env overrides, validation and `config_hash`.
+//! Tests of loading, env overrides, validation and `config_hash`, through the public API.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use tb_config::*;
 
 const EXAMPLE: &str = include_str!("../governor.example.toml");
 const WORDS: [(&str, bool); 8] = [
