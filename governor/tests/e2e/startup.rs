@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde_json::Value;
-use tb_e2e::{
+use crate::support::{
     assert_audit_reproduces, bin, clean_env, run_expect, tree, wait_until, Config, Daemon, Lock,
     Run, Sim, DEADLINE, POLL,
 };
+use serde_json::Value;
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
