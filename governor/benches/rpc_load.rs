@@ -292,9 +292,11 @@ struct Tally {
     lat: Vec<u64>,
     /// (due time since the measured window began, latency), µs, for `--series`.
     series: Vec<(u64, u64)>,
+    /// Failed measured requests, by kind of failure.
     errors: BTreeMap<String, u64>,
     /// Requests sent more than 1 ms after their due time (the connection was still busy).
     late: u64,
+    /// Connections opened again after one became unusable or was closed by the server.
     reconnects: u64,
     /// Last response of the measured window.
     last_done: Option<Instant>,

@@ -116,6 +116,7 @@ pub(crate) fn wait_until<T>(
 /// failure messages quote.
 #[derive(Debug)]
 pub(crate) struct Daemon {
+    /// The process: for its PID, liveness checks, kill and reaping.
     child: Child,
     /// `http://127.0.0.1:PORT`, from the daemon's `listening on` line.
     pub(crate) url: String,
@@ -123,7 +124,9 @@ pub(crate) struct Daemon {
     pub(crate) addr: String,
     /// Directory the daemon and the `tb-cli` calls run in.
     pub(crate) cwd: PathBuf,
+    /// The stderr log file, quoted by failure messages.
     log: PathBuf,
+    /// Length of the log when this run started: [`Daemon::stderr`] shows only this run's part.
     log_start: u64,
 }
 
@@ -506,13 +509,21 @@ pub(crate) fn simulate(
 /// writes (chain id `tb-sim`, `listen = "127.0.0.1:0"`), plus per-test extra lines.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
+    /// `governor.data_dir`.
     data: PathBuf,
+    /// `chain.dir`, the watched chain directory.
     chain: PathBuf,
+    /// `chain.providers`.
     providers: PathBuf,
+    /// `governor.epoch_blocks`.
     epoch_blocks: usize,
+    /// `chain.poll_ms`.
     poll_ms: u64,
+    /// Extra lines of the `[governor]` section.
     governor_extra: String,
+    /// Extra lines of the `[chain]` section.
     chain_extra: String,
+    /// Extra TOML at the end of the file (the `[rpc]` section and any after it).
     rpc_extra: String,
 }
 
@@ -701,6 +712,7 @@ pub(crate) struct Sim {
     pub(crate) dir: PathBuf,
     /// Every line of the simulated chain, each with its `\n`.
     pub(crate) lines: Vec<String>,
+    /// Owns the directory: removed when the test's `Sim` is dropped.
     _tmp: tempfile::TempDir,
 }
 
