@@ -98,13 +98,18 @@ echo "rustc: $(rustc --version)"
 echo "load average: $load_start"
 
 echo "== build (release)"
-cargo build --release -p tb-governor
-load_exe=$(cargo bench -p tb-governor --bench rpc_load --no-run --message-format=json 2>/dev/null |
-    grep '"name":"rpc_load"' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | tail -1)
-[[ -x $load_exe ]] || { echo "could not find the rpc_load bench executable" >&2; exit 1; }
+# Building the benchmark (release settings) builds the package's binaries too; cargo's JSON
+# messages name each executable.
+artifacts=$(cargo bench -p tb-governor --bench rpc_load --no-run --message-format=json)
+exe() {
+    grep "\"name\":\"$1\"" <<<"$artifacts" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | tail -1 || true
+}
+gov_exe=$(exe tb-governor)
+load_exe=$(exe rpc_load)
+[[ -x $gov_exe && -x $load_exe ]] || { echo "could not find the tb-governor and rpc_load executables" >&2; exit 1; }
 mkdir -p "$work/bin"
 # Private copies: a concurrent cargo build must not swap the binaries mid-run.
-cp "$root/target/release/tb-governor" "$work/bin/tb-governor"
+cp "$gov_exe" "$work/bin/tb-governor"
 cp "$load_exe" "$work/bin/rpc_load"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 git diff --quiet HEAD -- governor/src replay/src decisions/src config/src 2>/dev/null ||

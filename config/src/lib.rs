@@ -38,9 +38,6 @@ mod secret;
 mod sections;
 mod validate;
 
-#[cfg(test)]
-mod tests;
-
 pub use boolean::{parse_bool, BOOL_WORDS};
 pub use economics::EconomicsConfig;
 pub use env::ENV_VARS;

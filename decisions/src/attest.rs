@@ -93,6 +93,14 @@ pub enum KeyError {
         /// The error.
         error: std::io::Error,
     },
+    /// The operating system gave no random seed for a new key file.
+    #[error("{path}: no random seed for a new key from the operating system: {error}")]
+    Random {
+        /// The key file that was to be made.
+        path: PathBuf,
+        /// The operating system's error.
+        error: getrandom::Error,
+    },
 }
 
 /// Which access bits of `mode` group and others hold, in words: `0620` → `group write`,
@@ -186,9 +194,10 @@ impl Signer {
             error,
         };
         let mut seed = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-            .map_err(io)?;
+        getrandom::fill(&mut seed).map_err(|error| KeyError::Random {
+            path: path.to_owned(),
+            error,
+        })?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]

@@ -60,7 +60,7 @@ fn chain(signer: &Signer) -> (tempfile::TempDir, RecordStore) {
             "epoch": epoch, "prev_decision_hash": prev, "schema": "tb.governor.decision.v1",
             "value": format!("payload of epoch {epoch}"),
         });
-        let bytes = serde_json_canonicalizer::to_vec(&record).unwrap();
+        let bytes = tb_canonical::to_vec(&record);
         store.write(epoch, &bytes).unwrap();
         store
             .write_sidecar(epoch, &signer.attest(&bytes).to_bytes())

@@ -4,136 +4,195 @@
 //! Not a criterion benchmark: each subcommand measures one thing against a running (or, for
 //! `restart`, a spawned) `tb-governor run` and prints one JSON object on stdout. Without a
 //! subcommand (as under a plain `cargo bench` or `cargo test --all-targets`) it only says so.
+//! `rpc_load <subcommand> --help` lists the options.
 //!
 //! | subcommand | what it measures |
 //! | --- | --- |
-//! | `load --url U [--rate 1000] [--secs 10] [--conns 4] [--warmup-secs 1] [--series F]` | `governor.status` latency under an open-loop schedule: request `i` is due at `t0 + i/rate`, spread round-robin over `conns` HTTP/1.1 keep-alive connections, and its latency runs from that due time (not the send time) to the last response byte, so a stalled server is charged for the requests queued behind the stall; `--series` writes `due_us latency_us` per measured request |
-//! | `close-time --url U --into DIR --link FILE… --until-epoch E [--decisions DIR]` | hard-links chain files into the watched `DIR` and times until status shows decision `E`: wall time per epoch, and close-to-close time from the decision files' mtimes |
-//! | `wait --url U --epoch E [--timeout-secs S]` | waits until status shows decision `E` |
-//! | `restart [--runs 5] [--pidfile F] [--log F] -- CMD…` | spawns the daemon `CMD`, times spawn → `listening on` line → first successful `governor.status`, then SIGTERM → exit |
-//! | `fsync-probe --dir D [--n 300] [--bytes 6000] [--prefill N]` | the floor: one decision-file write exactly as the daemon does it (`RecordStore::write`: temp file, fsync, link, directory fsync); with `--prefill`, writes alternate with the same writes into a directory already holding `N` entries, under `big` |
+//! | `load` | `governor.status` latency under an open-loop schedule: request `i` is due at `t0 + i/rate`, spread round-robin over `conns` HTTP/1.1 keep-alive connections, and its latency runs from that due time (not the send time) to the last response byte, so a stalled server is charged for the requests queued behind the stall; `--series` writes `due_us latency_us` per measured request |
+//! | `close-time` | hard-links chain files into the watched directory and times until status shows the last decision asked for: wall time per epoch, and close-to-close time from the decision files' mtimes |
+//! | `wait` | waits until status shows a decision |
+//! | `restart` | spawns the daemon command given after `--`, times spawn → `listening on` line → first successful `governor.status`, then SIGTERM → exit |
+//! | `fsync-probe` | the floor: one decision-file write exactly as the daemon does it (`RecordStore::write`: temp file, fsync, link, directory fsync); with `--prefill`, writes alternate with the same writes into a directory already holding `N` entries, under `big` |
 //!
-//! Everything is std networking on purpose: no client library's pooling or buffering stands
-//! between the schedule and the socket.
+//! HTTP goes through the end-to-end tests' std-only client (`tests/e2e/support/http.rs`): no
+//! client library's pooling or buffering stands between the schedule and the socket.
 // A benchmark driver: failing loudly on a broken setup is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/e2e/support/http.rs"]
+mod http;
+
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+use http::Conn;
+
+/// The load generator and timing probes behind scripts/bench-daemon.sh.
+#[derive(Parser)]
+#[command(name = "rpc_load")]
+struct Cli {
+    /// Passed by `cargo bench`; changes nothing.
+    #[arg(long, hide = true, global = true)]
+    bench: bool,
+    /// What to measure; none under a plain `cargo bench`.
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+/// One measurement.
+#[derive(Subcommand)]
+enum Cmd {
+    /// `governor.status` latency under an open-loop schedule.
+    Load(LoadArgs),
+    /// Time to close the epochs of chain files linked into the watched directory.
+    CloseTime(CloseTimeArgs),
+    /// Wait until status shows a decision.
+    Wait(WaitArgs),
+    /// Time from spawning the daemon to its first answer, and from SIGTERM to its exit.
+    Restart(RestartArgs),
+    /// Time of one decision-file write, the floor of a close.
+    FsyncProbe(FsyncArgs),
+}
+
+/// `load`.
+#[derive(Args)]
+struct LoadArgs {
+    /// The daemon, `http://HOST:PORT`.
+    #[arg(long)]
+    url: String,
+    /// Requests per second of the schedule.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: u64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    secs: u64,
+    /// Keep-alive connections the requests are spread over.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    conns: u64,
+    /// Seconds of the same schedule before the measured window (not counted).
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
+    /// Writes `due_us latency_us` per measured request to this file.
+    #[arg(long)]
+    series: Option<PathBuf>,
+}
+
+/// `close-time`.
+#[derive(Args)]
+struct CloseTimeArgs {
+    /// The daemon, `http://HOST:PORT`.
+    #[arg(long)]
+    url: String,
+    /// The daemon's watched chain directory.
+    #[arg(long)]
+    into: PathBuf,
+    /// Chain files to link into it (repeatable).
+    #[arg(long, required = true)]
+    link: Vec<PathBuf>,
+    /// The last epoch those files close.
+    #[arg(long)]
+    until_epoch: u64,
+    /// The daemon's decision directory, for close-to-close times from the files' mtimes.
+    #[arg(long)]
+    decisions: Option<PathBuf>,
+    /// Status poll interval.
+    #[arg(long, default_value_t = 5)]
+    poll_ms: u64,
+    /// Give up after this long.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+/// `wait`.
+#[derive(Args)]
+struct WaitArgs {
+    /// The daemon, `http://HOST:PORT`.
+    #[arg(long)]
+    url: String,
+    /// The decision to wait for.
+    #[arg(long, default_value_t = 0)]
+    epoch: u64,
+    /// Status poll interval.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Give up after this long.
+    #[arg(long, default_value_t = 3600)]
+    timeout_secs: u64,
+}
+
+/// `restart`.
+#[derive(Args)]
+struct RestartArgs {
+    /// Restarts timed.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// Holds the PID of the running daemon, so that a script can stop it on exit.
+    #[arg(long)]
+    pidfile: Option<PathBuf>,
+    /// Appends the daemon's stderr to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// The daemon command (`tb-governor run --config F`).
+    #[arg(last = true, required = true)]
+    cmd: Vec<String>,
+}
+
+/// `fsync-probe`.
+#[derive(Args)]
+struct FsyncArgs {
+    /// Scratch directory (removed afterwards).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Writes timed.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    n: u64,
+    /// Bytes per write (a decision file's size).
+    #[arg(long, default_value_t = 6000)]
+    bytes: usize,
+    /// Entries already in the second (`big`) directory; 0 for none.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+}
+
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let Some((cmd, rest)) = args.split_first() else {
+    let Some(command) = Cli::parse().command else {
         eprintln!(
             "rpc_load: nothing to do without a subcommand (load, close-time, wait, restart, \
              fsync-probe); scripts/bench-daemon.sh drives it"
         );
         return Ok(());
     };
-    let opts = Opts::parse(rest)?;
-    let out = match cmd.as_str() {
-        "load" => load(&opts)?,
-        "close-time" => close_time(&opts)?,
-        "wait" => wait(&opts)?,
-        "restart" => restart(&opts)?,
-        "fsync-probe" => fsync_probe(&opts)?,
-        other => bail!("unknown subcommand {other:?}"),
+    let out = match command {
+        Cmd::Load(a) => load(&a)?,
+        Cmd::CloseTime(a) => close_time(&a)?,
+        Cmd::Wait(a) => wait(&a)?,
+        Cmd::Restart(a) => restart(&a)?,
+        Cmd::FsyncProbe(a) => fsync_probe(&a)?,
     };
     println!("{out}");
     Ok(())
 }
 
-/// `--key value` pairs (repeatable) and everything after `--`.
-struct Opts {
-    kv: Vec<(String, String)>,
-    rest: Vec<String>,
-}
-
-impl Opts {
-    fn parse(args: &[String]) -> Result<Opts> {
-        let mut kv = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if a == "--" {
-                return Ok(Opts {
-                    kv,
-                    rest: it.cloned().collect(),
-                });
-            }
-            let key = a
-                .strip_prefix("--")
-                .ok_or_else(|| anyhow!("expected --option, found {a:?}"))?;
-            let value = it.next().ok_or_else(|| anyhow!("--{key} needs a value"))?;
-            kv.push((key.to_owned(), value.clone()));
-        }
-        Ok(Opts {
-            kv,
-            rest: Vec::new(),
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.kv
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn all(&self, key: &str) -> Vec<&str> {
-        self.kv
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn req(&self, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| anyhow!("--{key} is required"))
-    }
-
-    fn num(&self, key: &str, default: u64) -> Result<u64> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .replace('_', "")
-                .parse()
-                .with_context(|| format!("--{key} {v:?} is not a number")),
-        }
-    }
-}
-
-/// `http://host:port[/]` → the socket address.
-fn addr_of(url: &str) -> Result<SocketAddr> {
+/// `http://host:port[/]` → `host:port`.
+fn addr_of(url: &str) -> Result<String> {
     let hostport = url
         .strip_prefix("http://")
-        .ok_or_else(|| anyhow!("URL {url:?} must start with http://"))?
-        .trim_end_matches('/');
-    hostport
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {hostport}"))?
-        .next()
-        .ok_or_else(|| anyhow!("{hostport} resolves to nothing"))
+        .ok_or_else(|| anyhow!("URL {url:?} must start with http://"))?;
+    Ok(hostport.trim_end_matches('/').to_owned())
 }
 
 /// One HTTP/1.1 keep-alive connection speaking JSON-RPC.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    host: String,
-    /// Reused request buffer.
-    req: Vec<u8>,
-    /// The server asked to close after the last response.
+struct Rpc {
+    /// The connection.
+    conn: Conn,
+    /// The server said it closes the connection after its last answer.
     closing: bool,
 }
 
@@ -161,17 +220,10 @@ impl From<io::Error> for CallError {
     }
 }
 
-impl Conn {
-    fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        Ok(Conn {
-            writer: stream.try_clone()?,
-            reader: BufReader::with_capacity(64 * 1024, stream),
-            host: addr.to_string(),
-            req: Vec::with_capacity(512),
+impl Rpc {
+    fn connect(addr: &str, timeout: Duration) -> io::Result<Rpc> {
+        Ok(Rpc {
+            conn: Conn::connect(addr, timeout)?,
             closing: false,
         })
     }
@@ -179,21 +231,20 @@ impl Conn {
     /// Sends one JSON-RPC call and returns its `result`.
     fn call(&mut self, id: u64, method: &str) -> Result<Value, CallError> {
         let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}"}}"#);
-        self.req.clear();
-        write!(
-            self.req,
-            "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
+        let r = self.conn.request(
+            "POST",
+            "/",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
         )?;
-        self.writer.write_all(&self.req)?;
-        let (status, bytes) = self.read_response()?;
-        if status != 200 {
-            return Err(CallError::Bad(format!("http {status}")));
+        self.closing = r
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if r.status != 200 {
+            return Err(CallError::Bad(format!("http {}", r.status)));
         }
         let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| CallError::Bad(format!("bad json: {e}")))?;
+            serde_json::from_str(&r.body).map_err(|e| CallError::Bad(format!("bad json: {e}")))?;
         if v.get("id").and_then(Value::as_u64) != Some(id) {
             return Err(CallError::Bad("wrong id".to_owned()));
         }
@@ -206,67 +257,11 @@ impl Conn {
             _ => Err(CallError::Bad("neither result nor error".to_owned())),
         }
     }
-
-    fn read_response(&mut self) -> Result<(u16, Vec<u8>), CallError> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| CallError::Bad(format!("bad status line {line:?}")))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line)? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let Some((name, value)) = l.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            match name.to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => self.closing = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| CallError::Bad("bad chunk size".to_owned()))?;
-                let at = body.len();
-                body.resize(at + size, 0);
-                self.reader.read_exact(&mut body[at..])?;
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                if size == 0 {
-                    break;
-                }
-            }
-        } else {
-            let n = length.ok_or_else(|| CallError::Bad("no content-length".to_owned()))?;
-            body.resize(n, 0);
-            self.reader.read_exact(&mut body)?;
-        }
-        Ok((status, body))
-    }
 }
 
 /// One `governor.status` call on a fresh connection.
-fn status_once(addr: SocketAddr) -> Result<Value, CallError> {
-    Conn::connect(addr, Duration::from_secs(5))?.call(1, "governor.status")
+fn status_once(addr: &str) -> Result<Value, CallError> {
+    Rpc::connect(addr, Duration::from_secs(5))?.call(1, "governor.status")
 }
 
 /// The epoch of the newest decision status shows (its decision file is written by then).
@@ -297,26 +292,25 @@ struct Tally {
     lat: Vec<u64>,
     /// (due time since the measured window began, latency), µs, for `--series`.
     series: Vec<(u64, u64)>,
+    /// Failed measured requests, by kind of failure.
     errors: BTreeMap<String, u64>,
     /// Requests sent more than 1 ms after their due time (the connection was still busy).
     late: u64,
+    /// Connections opened again after one became unusable or was closed by the server.
     reconnects: u64,
     /// Last response of the measured window.
     last_done: Option<Instant>,
 }
 
-fn load(o: &Opts) -> Result<Value> {
-    let addr = addr_of(o.req("url")?)?;
-    let rate = o.num("rate", 1000)?.max(1);
-    let secs = o.num("secs", 10)?.max(1);
-    let conns = o.num("conns", 4)?.max(1);
-    let warmup = o.num("warmup-secs", 1)?;
+fn load(a: &LoadArgs) -> Result<Value> {
+    let addr = addr_of(&a.url)?;
+    let (rate, secs, conns, warmup) = (a.rate, a.secs, a.conns, a.warmup_secs);
     let period_ns = 1_000_000_000 / rate;
     let warm_n = rate * warmup;
     let total = warm_n + rate * secs;
     let mut pool = Vec::new();
     for _ in 0..conns {
-        let mut c = Conn::connect(addr, Duration::from_secs(5))
+        let mut c = Rpc::connect(&addr, Duration::from_secs(5))
             .with_context(|| format!("connecting to {addr}"))?;
         c.call(0, "governor.status")
             .map_err(|e| anyhow!("first status call failed: {}", e.label()))?;
@@ -328,6 +322,7 @@ fn load(o: &Opts) -> Result<Value> {
         .into_iter()
         .enumerate()
         .map(|(k, conn)| {
+            let addr = addr.clone();
             std::thread::spawn(move || {
                 let mut conn = Some(conn);
                 let mut t = Tally::default();
@@ -344,7 +339,7 @@ fn load(o: &Opts) -> Result<Value> {
                         Some(c) => Ok(c),
                         None => {
                             t.reconnects += 1;
-                            Conn::connect(addr, Duration::from_secs(5))
+                            Rpc::connect(&addr, Duration::from_secs(5))
                         }
                     };
                     let res = c.map_err(CallError::Io).and_then(|mut c| {
@@ -392,10 +387,10 @@ fn load(o: &Opts) -> Result<Value> {
         }
     }
     lat.sort_unstable();
-    if let Some(path) = o.get("series") {
+    if let Some(path) = &a.series {
         series.sort_unstable();
         let text: String = series.iter().map(|(d, l)| format!("{d} {l}\n")).collect();
-        std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     let n_err: u64 = errors.values().sum();
     let sent = lat.len() as u64 + n_err;
@@ -420,21 +415,23 @@ fn load(o: &Opts) -> Result<Value> {
 }
 
 /// Polls status every `every` until decision `epoch` shows; returns the status.
-fn poll_until(addr: SocketAddr, epoch: u64, every: Duration, timeout: Duration) -> Result<Value> {
+fn poll_until(addr: &str, epoch: u64, every: Duration, timeout: Duration) -> Result<Value> {
     let start = Instant::now();
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<Rpc> = None;
     let mut id = 0;
     loop {
         id += 1;
         let c = match conn.take() {
             Some(c) => c,
-            None => Conn::connect(addr, Duration::from_secs(5))
+            None => Rpc::connect(addr, Duration::from_secs(5))
                 .with_context(|| format!("connecting to {addr}"))?,
         };
         let mut c = c;
         match c.call(id, "governor.status") {
             Ok(st) => {
-                conn = Some(c);
+                if !c.closing {
+                    conn = Some(c);
+                }
                 if let Some(stall) = st
                     .get("ingest")
                     .and_then(|i| i.get("stall"))
@@ -459,13 +456,11 @@ fn poll_until(addr: SocketAddr, epoch: u64, every: Duration, timeout: Duration) 
     }
 }
 
-fn wait(o: &Opts) -> Result<Value> {
-    let addr = addr_of(o.req("url")?)?;
-    let epoch = o.num("epoch", 0)?;
-    let timeout = Duration::from_secs(o.num("timeout-secs", 3600)?);
-    let every = Duration::from_millis(o.num("poll-ms", 50)?);
+fn wait(a: &WaitArgs) -> Result<Value> {
+    let addr = addr_of(&a.url)?;
+    let timeout = Duration::from_secs(a.timeout_secs);
     let start = Instant::now();
-    let st = poll_until(addr, epoch, every, timeout)?;
+    let st = poll_until(&addr, a.epoch, Duration::from_millis(a.poll_ms), timeout)?;
     Ok(json!({
         "epoch": decided_epoch(&st),
         "elapsed_ms": start.elapsed().as_millis() as u64,
@@ -493,23 +488,21 @@ fn mtime_ns(path: &Path) -> Result<u128> {
     Ok(m.duration_since(SystemTime::UNIX_EPOCH)?.as_nanos())
 }
 
-fn close_time(o: &Opts) -> Result<Value> {
-    let addr = addr_of(o.req("url")?)?;
-    let into = PathBuf::from(o.req("into")?);
-    let links = o.all("link");
-    let until = o.num("until-epoch", 0)?;
-    let every = Duration::from_millis(o.num("poll-ms", 5)?);
-    let timeout = Duration::from_secs(o.num("timeout-secs", 600)?);
-    let before = status_once(addr)
+fn close_time(a: &CloseTimeArgs) -> Result<Value> {
+    let addr = addr_of(&a.url)?;
+    let until = a.until_epoch;
+    let every = Duration::from_millis(a.poll_ms);
+    let timeout = Duration::from_secs(a.timeout_secs);
+    let before = status_once(&addr)
         .map_err(|e| anyhow!("status before: {}", e.label()))
         .and_then(|st| decided_epoch(&st).ok_or_else(|| anyhow!("no decision yet")))?;
     anyhow::ensure!(until > before, "--until-epoch {until} ≤ current {before}");
     let epochs = until - before;
     let t0 = Instant::now();
-    for l in &links {
-        publish(Path::new(l), &into)?;
+    for l in &a.link {
+        publish(l, &a.into)?;
     }
-    poll_until(addr, until, every, timeout)?;
+    poll_until(&addr, until, every, timeout)?;
     let wall = t0.elapsed();
     let mut out = json!({
         "from_epoch": before + 1,
@@ -518,9 +511,8 @@ fn close_time(o: &Opts) -> Result<Value> {
         "wall_us": micros(wall),
         "per_epoch_us_wall": micros(wall) / epochs,
     });
-    if let Some(dir) = o.get("decisions") {
+    if let Some(dir) = &a.decisions {
         // Close to close: the first decision file of the batch to the last.
-        let dir = Path::new(dir);
         let first = mtime_ns(&dir.join(tb_decisions::record_name(before + 1)))?;
         let last = mtime_ns(&dir.join(tb_decisions::record_name(until)))?;
         if epochs > 1 {
@@ -542,18 +534,15 @@ fn sigterm(pid: u32) -> Result<()> {
     Ok(())
 }
 
-fn restart(o: &Opts) -> Result<Value> {
-    let runs = o.num("runs", 5)?.max(1);
-    let (cmd, args) = o
-        .rest
+fn restart(a: &RestartArgs) -> Result<Value> {
+    let (cmd, args) = a
+        .cmd
         .split_first()
         .ok_or_else(|| anyhow!("restart needs -- CMD ARGS…"))?;
-    let pidfile = o.get("pidfile").map(PathBuf::from);
-    let log = o.get("log").map(PathBuf::from);
     let mut rows = Vec::new();
     let (mut serve, mut listen, mut stop) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let stderr = match &log {
+    for _ in 0..a.runs {
+        let stderr = match &a.log {
             Some(p) => Stdio::from(
                 std::fs::OpenOptions::new()
                     .create(true)
@@ -570,7 +559,7 @@ fn restart(o: &Opts) -> Result<Value> {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("spawning {cmd}"))?;
-        if let Some(p) = &pidfile {
+        if let Some(p) = &a.pidfile {
             std::fs::write(p, child.id().to_string())?;
         }
         let result = (|| -> Result<(Duration, Duration, Value)> {
@@ -588,7 +577,7 @@ fn restart(o: &Opts) -> Result<Value> {
             let t_listen = t0.elapsed();
             let addr = addr_of(&url)?;
             let st = loop {
-                match status_once(addr) {
+                match status_once(&addr) {
                     Ok(st) => break st,
                     Err(e) if t0.elapsed() > Duration::from_secs(60) => {
                         bail!("no status within 60 s: {}", e.label())
@@ -602,7 +591,7 @@ fn restart(o: &Opts) -> Result<Value> {
         let term = sigterm(child.id());
         let exit = child.wait()?;
         let t_stop = ts.elapsed();
-        if let Some(p) = &pidfile {
+        if let Some(p) = &a.pidfile {
             let _ = std::fs::remove_file(p);
         }
         let (t_listen, t_serve, st) = result?;
@@ -643,11 +632,9 @@ fn write_stats(t: &mut [u64]) -> Value {
     })
 }
 
-fn fsync_probe(o: &Opts) -> Result<Value> {
-    let dir = PathBuf::from(o.req("dir")?);
-    let n = o.num("n", 300)?.max(1);
-    let prefill = o.num("prefill", 0)?;
-    let bytes = vec![b'x'; usize::try_from(o.num("bytes", 6000)?)?];
+fn fsync_probe(a: &FsyncArgs) -> Result<Value> {
+    let (dir, n, prefill) = (&a.dir, a.n, a.prefill);
+    let bytes = vec![b'x'; a.bytes];
     let small = tb_decisions::RecordStore::open(dir.join("small"), "probe")?;
     let big = tb_decisions::RecordStore::open(dir.join("big"), "probe")?;
     // The big directory gets `prefill` other entries first (empty files named like decision
@@ -667,7 +654,7 @@ fn fsync_probe(o: &Opts) -> Result<Value> {
             tb.push(micros(s.elapsed()));
         }
     }
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     let mut out = write_stats(&mut ts);
     if prefill > 0 {
         out["prefill"] = json!(prefill);

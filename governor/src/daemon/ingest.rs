@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tb_decisions::Signer;
@@ -40,6 +40,9 @@ pub struct Ingest {
     pub hook: Option<PathBuf>,
     /// Hook time limit.
     pub hook_timeout: Duration,
+    /// The daemon's tokio runtime: this thread runs the hook on it (child process, time limit,
+    /// kill) and waits for the outcome.
+    pub runtime: tokio::runtime::Handle,
     /// Chain poll interval.
     pub poll: Duration,
     /// Receipts written to the chain directory but not yet read.
@@ -258,7 +261,8 @@ impl Ingest {
         }
         write_replace(&self.params_path, &bytes).with_context(|| format!("writing {path}"))?;
         if let Some(hook) = &self.hook {
-            if let Err(e) = run_hook(hook, &self.params_path, self.hook_timeout) {
+            let run = run_hook(hook, &self.params_path, self.hook_timeout);
+            if let Err(e) = self.runtime.block_on(run) {
                 self.shared.metrics.governor_hook_failures.inc();
                 tracing::warn!("apply hook {} failed: {e:#}", hook.display());
             }
@@ -268,23 +272,26 @@ impl Ingest {
 }
 
 /// Runs `hook <params path>`, killing it after `timeout`.
-fn run_hook(hook: &std::path::Path, params: &std::path::Path, timeout: Duration) -> Result<()> {
-    let mut child = std::process::Command::new(hook)
+async fn run_hook(
+    hook: &std::path::Path,
+    params: &std::path::Path,
+    timeout: Duration,
+) -> Result<()> {
+    let mut child = tokio::process::Command::new(hook)
         .arg(params)
         .stdin(std::process::Stdio::null())
         .spawn()
         .context("starting the hook")?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => {
+            let status = status.context("waiting for the hook")?;
             anyhow::ensure!(status.success(), "hook exited with {status}");
-            return Ok(());
+            Ok(())
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("hook timed out after {} ms", timeout.as_millis());
+        Err(_) => {
+            // SIGKILL, then reap it.
+            let _ = child.kill().await;
+            anyhow::bail!("hook timed out after {} ms", timeout.as_millis())
         }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

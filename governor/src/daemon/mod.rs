@@ -481,6 +481,7 @@ pub async fn run(
         params_path: data.join("runtime/params.json"),
         hook: config.apply.hook.clone(),
         hook_timeout: Duration::from_millis(config.apply.hook_timeout_ms),
+        runtime: tokio::runtime::Handle::current(),
         poll: Duration::from_millis(config.chain.poll_ms),
     };
     // Dropped when the thread ends, returning or panicking: wakes the loop below.

@@ -818,6 +818,8 @@ mod tests {
                 source: format!("chain{EVIL}"),
             },
             config_reload_error: Some(format!("refused: {EVIL}")),
+            replay_config_hash: "cd".repeat(32),
+            peers: vec![],
         }
     }
 

@@ -106,6 +106,8 @@ pub(super) fn status() -> Status {
             source: "chain".to_owned(),
         },
         config_reload_error: None,
+        replay_config_hash: "cd".repeat(32),
+        peers: vec![],
     }
 }
 

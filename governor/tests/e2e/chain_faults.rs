@@ -11,8 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    append, files, http_request, run, wait_until, Config, Daemon, Run, Sim, DEADLINE,
+};
 use serde_json::Value;
-use tb_e2e::{append, files, http_request, run, wait_until, Config, Daemon, Run, Sim, DEADLINE};
 
 /// Blocks per epoch.
 const L: usize = 20;

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tb_e2e::{
+use crate::support::{
     http_request, rpc_post, simulate, wait_until, Config, Daemon, HttpResponse, DEADLINE,
 };
+use serde_json::Value;
 
 /// A status request.
 const STATUS: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"governor.status"}"#;

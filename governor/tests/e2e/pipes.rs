@@ -12,11 +12,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use tb_decisions::Signer;
-use tb_e2e::{
+use crate::support::{
     bin, clean_env, on_sim, rpc_post, run_expect, simulate, tree, wait_until, Daemon, Lock,
     DEADLINE,
 };
+use tb_decisions::Signer;
 
 const SEED_HEX: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 

@@ -1,7 +1,7 @@
 //! Every step of the operations runbook against the real binaries: re-signing old decisions,
 //! receipt health as the runbook names it, `GET /wrappers`, the BlockTorch budget, mode changes
 //! through the environment, rollback step 3, and The Block's own `contract-cli` reading the
-//! daemon (request fixtures in tests/fixtures/contract-cli/).
+//! daemon (request fixtures in governor/tests/e2e/fixtures/contract-cli/).
 //!
 //! Each test simulates a chain of 20-block epochs, feeds a prefix of it into a watched chain
 //! directory and starts `tb-governor run` on 127.0.0.1:0. Waits poll a condition with a deadline.
@@ -9,11 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_json::{json, Value};
-use tb_e2e::{
+use crate::support::{
     append, http_request, rpc_call, rpc_post, run, wait_until, Config, Daemon, Sim, DEADLINE,
 };
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 /// Blocks per epoch.
 const L: usize = 20;
@@ -97,7 +97,7 @@ fn stop(mut d: Daemon) {
 }
 
 /// `GET path` on the daemon.
-fn get(d: &Daemon, path: &str) -> tb_e2e::HttpResponse {
+fn get(d: &Daemon, path: &str) -> crate::support::HttpResponse {
     let r = http_request(&d.addr, "GET", path, &[], b"").unwrap();
     assert_eq!(r.status, 200, "GET {path}: {}", r.body);
     r
@@ -985,7 +985,7 @@ fn cli_provenance_hint(p: &CliProvenanceView) -> &'static str {
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/contract-cli")
+        .join("tests/e2e/fixtures/contract-cli")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

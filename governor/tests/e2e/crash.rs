@@ -20,10 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use tb_e2e::{
+use crate::support::{
     assert_audit_reproduces, run, run_expect, simulate, temp_files, Config, Daemon, DEADLINE,
 };
+use serde_json::Value;
 
 /// Blocks per epoch: small, so kills land around many closes.
 const L: usize = 10;

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::support::{on_sim, run, run_expect};
 use tb_decisions::{RecordStore, Signer};
-use tb_e2e::{on_sim, run, run_expect};
 
 const SEED_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 

@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tb_e2e::{
+use crate::support::{
     append, assert_audit_reproduces, files, http_request, rpc_call, rpc_post, wait_until, Config,
     Daemon, Sim, DEADLINE,
 };
+use serde_json::{json, Value};
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;

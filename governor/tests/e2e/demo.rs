@@ -1,6 +1,6 @@
 //! `tb-governor demo`: the newcomer's first command tells a true story.
 
-use tb_e2e::run_expect;
+use crate::support::run_expect;
 
 #[test]
 fn the_demo_narrative_states_what_the_files_prove() {

@@ -11,3 +11,4 @@ mod offline;
 mod pipes;
 mod runbook;
 mod startup;
+mod support;

@@ -1,18 +1,18 @@
 //! Start-up and journal safety against the real binaries: the data directory lock, refused
 //! starts that write nothing, all-or-nothing journal appends (on a real full filesystem and
-//! through the test fault hook), runtime params left alone outside apply mode, an ingest thread
-//! panic, and leftover temp files.
+//! through the test fault hook), runtime params left alone outside apply mode, an apply hook
+//! over its time limit, an ingest thread panic, and leftover temp files.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde_json::Value;
-use tb_e2e::{
-    assert_audit_reproduces, bin, clean_env, run_expect, tree, wait_until, Config, Daemon, Lock,
-    Run, Sim, DEADLINE, POLL,
+use crate::support::{
+    assert_audit_reproduces, bin, clean_env, http_request, run_expect, tree, wait_until, Config,
+    Daemon, Lock, Run, Sim, DEADLINE, POLL,
 };
+use serde_json::Value;
 
 /// Blocks per epoch of every chain here.
 const L: usize = 20;
@@ -705,6 +705,70 @@ fn restarting_paused_or_shadow_leaves_runtime_params_alone_and_runs_no_hook() {
         },
         || d.stderr(),
     );
+}
+
+/// `governor_hook_failures_total` on `/metrics`.
+fn hook_failures(d: &Daemon) -> Option<u64> {
+    let m = http_request(&d.addr, "GET", "/metrics", &[], b"").ok()?;
+    m.body
+        .lines()
+        .find_map(|l| l.strip_prefix("governor_hook_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_hook_over_its_time_limit_is_killed_and_counted_and_epochs_keep_closing() {
+    let s = Setup::new(3);
+    let pids = s.path("hook.pids");
+    let hook = s.path("hook.sh");
+    // Records its PID, then outlives the limit (`exec`: the process killed is the sleep itself).
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho $$ >> '{}'\nexec sleep 60\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = s.config(
+        "gov",
+        &s.path("data"),
+        "",
+        &format!(
+            "[apply]\nhook = {:?}\nhook_timeout_ms = 300",
+            hook.display().to_string()
+        ),
+    );
+    let d = s.start(&cfg, &[("TB_GOVERNOR_SHADOW_ONLY", "0")]);
+    assert_eq!(hook_failures(&d), Some(0));
+    // Each apply-mode close publishes new params and runs the hook, which times out.
+    for epoch in 0..3 {
+        s.feed(epoch * L..(epoch + 1) * L);
+        d.wait_closed(epoch as u64);
+        let want = epoch as u64 + 1;
+        wait_until(
+            &format!("hook failure {want}"),
+            DEADLINE,
+            || (hook_failures(&d)? == want).then_some(()),
+            || d.stderr(),
+        );
+        // The failure is counted once the hook is killed and reaped.
+        let started = std::fs::read_to_string(&pids).unwrap();
+        let pid = started.lines().nth(epoch).unwrap();
+        assert_eq!(started.lines().count(), epoch + 1, "{started}");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "hook process {pid} outlived its time limit"
+        );
+    }
+    let log = d.stderr();
+    assert_eq!(
+        log.matches("hook timed out after 300 ms").count(),
+        3,
+        "{log}"
+    );
+    assert!(d.status()["ingest"]["stall"].is_null());
 }
 
 #[test]

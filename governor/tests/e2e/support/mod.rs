@@ -1,42 +1,37 @@
-//! Helpers for end-to-end tests: locating the real binaries and running them.
+//! Helpers for the end-to-end tests: running the real binaries, the daemon, raw HTTP.
 //!
-//! The binaries are the ones `cargo test --workspace` (or `scripts/test`) builds into the same
-//! target directory as the test executable.
+//! Cargo builds the package's binaries (`tb-governor`, `tb-cli`) before it builds these tests and
+//! tells them where they are (`CARGO_BIN_EXE_<name>`), so `cargo test` alone is enough.
+
+mod http;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Path of a workspace binary (`tb-governor`, `tb-cli`) next to the running test executable.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (scripts/test does: cargo build --workspace --bins)",
-        path.display()
-    );
-    path
+use http::Conn;
+pub(crate) use http::HttpResponse;
+
+/// Path of a binary of this package: `tb-governor` or `tb-cli`.
+pub(crate) fn bin(name: &str) -> &'static str {
+    match name {
+        "tb-governor" => env!("CARGO_BIN_EXE_tb-governor"),
+        "tb-cli" => env!("CARGO_BIN_EXE_tb-cli"),
+        other => panic!("no binary {other:?} in this package (tb-governor, tb-cli)"),
+    }
 }
 
 /// A finished command: exit status and its output as text.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// Exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// Standard output.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// Standard error.
-    pub stderr: String,
+    pub(crate) stderr: String,
 }
 
 impl From<Output> for Run {
@@ -50,7 +45,7 @@ impl From<Output> for Run {
 }
 
 /// Runs binary `name` with `args` in `cwd`, with `env` added to a clean `TB_*`-free environment.
-pub fn run(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
+pub(crate) fn run(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin(name));
     cmd.args(args).current_dir(cwd);
     clean_env(&mut cmd, env);
@@ -65,7 +60,13 @@ pub fn run(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Run {
 }
 
 /// Like [`run`], but panics with both outputs unless the exit code is `code`.
-pub fn run_expect(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], code: i32) -> Run {
+pub(crate) fn run_expect(
+    name: &str,
+    args: &[&str],
+    cwd: &Path,
+    env: &[(&str, &str)],
+    code: i32,
+) -> Run {
     let r = run(name, args, cwd, env);
     assert_eq!(
         r.code,
@@ -81,14 +82,14 @@ pub fn run_expect(name: &str, args: &[&str], cwd: &Path, env: &[(&str, &str)], c
 // The daemon (`tb-governor run`) and raw HTTP.
 
 /// How long any wait for the daemon may take before a test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Pause between two polls of a condition.
-pub const POLL: Duration = Duration::from_millis(25);
+pub(crate) const POLL: Duration = Duration::from_millis(25);
 
 /// Polls `f` (with [`POLL`] between attempts) until it returns `Some`, or panics after `timeout`
 /// with `what` and the message `on_timeout` builds.
-pub fn wait_until<T>(
+pub(crate) fn wait_until<T>(
     what: &str,
     timeout: Duration,
     mut f: impl FnMut() -> Option<T>,
@@ -114,27 +115,30 @@ pub fn wait_until<T>(
 /// reaped when dropped. Its stderr goes to a log file (appended, so restarts share one log) that
 /// failure messages quote.
 #[derive(Debug)]
-pub struct Daemon {
+pub(crate) struct Daemon {
+    /// The process: for its PID, liveness checks, kill and reaping.
     child: Child,
     /// `http://127.0.0.1:PORT`, from the daemon's `listening on` line.
-    pub url: String,
+    pub(crate) url: String,
     /// `127.0.0.1:PORT`.
-    pub addr: String,
+    pub(crate) addr: String,
     /// Directory the daemon and the `tb-cli` calls run in.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
+    /// The stderr log file, quoted by failure messages.
     log: PathBuf,
+    /// Length of the log when this run started: [`Daemon::stderr`] shows only this run's part.
     log_start: u64,
 }
 
 impl Daemon {
     /// Starts `tb-governor run --config <config>` in the config's directory with a `TB_*`-free
     /// environment, appending its stderr to `log`, and waits for its `listening on` line.
-    pub fn start(config: &Path, log: &Path) -> Daemon {
+    pub(crate) fn start(config: &Path, log: &Path) -> Daemon {
         Daemon::start_with_env(config, log, &[])
     }
 
     /// Like [`Daemon::start`], with `env` added.
-    pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
         let cwd = config
             .parent()
             .map(Path::to_path_buf)
@@ -196,12 +200,12 @@ impl Daemon {
     }
 
     /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// What this run of the daemon wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         let bytes = std::fs::read(&self.log).unwrap_or_default();
         let start = usize::try_from(self.log_start)
             .unwrap_or(0)
@@ -210,12 +214,12 @@ impl Daemon {
     }
 
     /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends `signal` (e.g. `TERM`, `HUP`) with `kill -<signal> <pid>`.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.pid().to_string())
@@ -225,13 +229,13 @@ impl Daemon {
     }
 
     /// Kills the daemon with SIGKILL (a crash: no cleanup of any kind) and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Waits (polling) until the daemon exits, at most `timeout`; panics if it does not.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let child = &mut self.child;
         let log = self.log.clone();
         wait_until(
@@ -243,7 +247,7 @@ impl Daemon {
     }
 
     /// Runs `tb-cli governor <args…> --rpc <url>` in the daemon's directory.
-    pub fn cli(&self, args: &[&str]) -> Run {
+    pub(crate) fn cli(&self, args: &[&str]) -> Run {
         let mut all = vec!["governor"];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--rpc", &self.url]);
@@ -251,7 +255,7 @@ impl Daemon {
     }
 
     /// `tb-cli governor <args…> --json`: panics unless it exits 0 with JSON on stdout.
-    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = args.to_vec();
         all.push("--json");
         let r = self.cli(&all);
@@ -268,12 +272,12 @@ impl Daemon {
     }
 
     /// `tb-cli governor status --json`.
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         self.cli_json(&["status"])
     }
 
     /// Polls `status` until `pred` holds (at most [`DEADLINE`]) and returns that status.
-    pub fn wait_status(
+    pub(crate) fn wait_status(
         &self,
         what: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
@@ -283,7 +287,7 @@ impl Daemon {
 
     /// Like [`Daemon::wait_status`] with an explicit time limit. A failing status call is
     /// retried until the time limit.
-    pub fn wait_status_within(
+    pub(crate) fn wait_status_within(
         &self,
         what: &str,
         timeout: Duration,
@@ -319,7 +323,7 @@ impl Daemon {
 
     /// Waits until epoch `epoch` is closed and its decision file written: status shows it as
     /// `last_closed_epoch` and as the epoch of `release_provenance` (set after the write).
-    pub fn wait_closed(&self, epoch: u64) -> serde_json::Value {
+    pub(crate) fn wait_closed(&self, epoch: u64) -> serde_json::Value {
         self.wait_status(&format!("epoch {epoch} to close"), |s| {
             s["last_closed_epoch"].as_u64() >= Some(epoch)
                 && s["release_provenance"]["epoch"].as_u64() >= Some(epoch)
@@ -330,7 +334,7 @@ impl Daemon {
 impl Daemon {
     /// `governor.status` over raw HTTP, without starting a process: for tight polling loops.
     /// `None` when the call fails.
-    pub fn status_raw(&self) -> Option<serde_json::Value> {
+    pub(crate) fn status_raw(&self) -> Option<serde_json::Value> {
         let req = r#"{"jsonrpc":"2.0","id":1,"method":"governor.status"}"#;
         let mut v = rpc_post(&self.addr, req.as_bytes()).ok()?.json_opt()?;
         Some(v.get_mut("result")?.take())
@@ -339,7 +343,7 @@ impl Daemon {
     /// Waits until epoch `epoch` is the last closed one and the tip is `tip`: the close is
     /// published as soon as its decision file is written, the tip at the end of the ingest step,
     /// so a test that checks both waits for both.
-    pub fn wait_caught_up(&self, epoch: u64, tip: u64) -> serde_json::Value {
+    pub(crate) fn wait_caught_up(&self, epoch: u64, tip: u64) -> serde_json::Value {
         self.wait_status(&format!("epoch {epoch} to close at tip {tip}"), |s| {
             s["last_closed_epoch"].as_u64() == Some(epoch)
                 && s["release_provenance"]["epoch"].as_u64() == Some(epoch)
@@ -362,133 +366,35 @@ impl Drop for Daemon {
     }
 }
 
-/// An HTTP response read by [`http_request`].
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Header names (lower case) and values.
-    pub headers: Vec<(String, String)>,
-    /// The body (chunked encoding undone).
-    pub body: String,
-}
-
 impl HttpResponse {
-    /// The first header named `name` (lower case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// The body as JSON, if it is JSON.
-    pub fn json_opt(&self) -> Option<serde_json::Value> {
+    pub(crate) fn json_opt(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&self.body).ok()
     }
 
     /// The body as JSON (panics when it is not).
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| {
             panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.body)
         })
     }
 }
 
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`), reading the response to
-/// the end. The body is written even if the server answers early (e.g. 413) and closes.
-pub fn http_request(
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+pub(crate) fn http_request(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes())?;
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            // A server that answered without reading the whole body may reset the connection.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
-            Err(e) => return Err(e),
-        }
-    }
-    parse_http_response(&raw)
-}
-
-fn parse_http_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut rest = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("no status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        let mut out = Vec::new();
-        loop {
-            let eol = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or_else(|| bad("truncated chunk"))?;
-            let size_text = String::from_utf8_lossy(&rest[..eol]).into_owned();
-            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                .map_err(|_| bad("bad chunk size"))?;
-            rest = &rest[eol + 2..];
-            if size == 0 {
-                break;
-            }
-            let chunk = rest.get(..size).ok_or_else(|| bad("truncated chunk"))?;
-            out.extend_from_slice(chunk);
-            rest = rest.get(size + 2..).unwrap_or_default();
-        }
-        out
-    } else {
-        let len = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(rest.len())
-            .min(rest.len());
-        rest[..len].to_vec()
-    };
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    Conn::connect(addr, Duration::from_secs(10))?.request(method, path, &all, body)
 }
 
 /// POSTs `body` as a JSON-RPC request (`Content-Type: application/json`).
-pub fn rpc_post(addr: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
+pub(crate) fn rpc_post(addr: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
     http_request(
         addr,
         "POST",
@@ -499,7 +405,7 @@ pub fn rpc_post(addr: &str, body: &[u8]) -> std::io::Result<HttpResponse> {
 }
 
 /// Calls `method` with named `params` over raw HTTP and returns the whole JSON-RPC response.
-pub fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+pub(crate) fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
     let req = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let r = rpc_post(addr, req.to_string().as_bytes())
         .unwrap_or_else(|e| panic!("{method} over HTTP to {addr} failed: {e}"));
@@ -507,7 +413,7 @@ pub fn rpc_call(addr: &str, method: &str, params: serde_json::Value) -> serde_js
 }
 
 /// The inputs of the chain [`simulate`] writes, as the offline commands take them.
-pub const SIM_INPUTS: [&str; 6] = [
+pub(crate) const SIM_INPUTS: [&str; 6] = [
     "--chain",
     "sim/chain",
     "--providers",
@@ -518,7 +424,12 @@ pub const SIM_INPUTS: [&str; 6] = [
 
 /// Runs `tb-cli governor audit` in `cwd` over the data directory `data` of the daemon configured
 /// by `config`, and panics unless it exits 0 having reproduced exactly `epochs` decision files.
-pub fn assert_audit_reproduces(cwd: &Path, config: &Path, data: &Path, epochs: usize) -> Run {
+pub(crate) fn assert_audit_reproduces(
+    cwd: &Path,
+    config: &Path,
+    data: &Path,
+    epochs: usize,
+) -> Run {
     let (journal, decisions) = (data.join("journal.jsonl"), data.join("decisions"));
     let audit = run_expect(
         "tb-cli",
@@ -547,7 +458,7 @@ pub fn assert_audit_reproduces(cwd: &Path, config: &Path, data: &Path, epochs: u
 
 /// `command`, then [`SIM_INPUTS`], then `rest`: an offline command's arguments over the
 /// simulated chain.
-pub fn on_sim<'a>(command: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn on_sim<'a>(command: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
     [command, &SIM_INPUTS, rest].concat()
 }
 
@@ -555,7 +466,12 @@ pub fn on_sim<'a>(command: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
 /// <epoch_blocks>` in `dir` and returns the lines of the simulated chain file
 /// `sim/chain/blocks-000000.jsonl`, each with its `\n`, after checking it holds exactly
 /// `epochs * epoch_blocks` whole lines.
-pub fn simulate(dir: &Path, scenario: &str, epochs: usize, epoch_blocks: usize) -> Vec<String> {
+pub(crate) fn simulate(
+    dir: &Path,
+    scenario: &str,
+    epochs: usize,
+    epoch_blocks: usize,
+) -> Vec<String> {
     run_expect(
         "tb-governor",
         &[
@@ -592,21 +508,29 @@ pub fn simulate(dir: &Path, scenario: &str, epochs: usize, epoch_blocks: usize) 
 /// A daemon config file: the `[governor]`, `[chain]` and `[rpc]` sections every end-to-end test
 /// writes (chain id `tb-sim`, `listen = "127.0.0.1:0"`), plus per-test extra lines.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
+    /// `governor.data_dir`.
     data: PathBuf,
+    /// `chain.dir`, the watched chain directory.
     chain: PathBuf,
+    /// `chain.providers`.
     providers: PathBuf,
+    /// `governor.epoch_blocks`.
     epoch_blocks: usize,
+    /// `chain.poll_ms`.
     poll_ms: u64,
+    /// Extra lines of the `[governor]` section.
     governor_extra: String,
+    /// Extra lines of the `[chain]` section.
     chain_extra: String,
+    /// Extra TOML at the end of the file (the `[rpc]` section and any after it).
     rpc_extra: String,
 }
 
 impl Config {
     /// The config of a test directory `dir`: data dir `dir/data`, chain dir `dir/chain`, the
     /// simulated `dir/sim/providers.json`, `epoch_blocks` blocks per epoch, polled every 50 ms.
-    pub fn new(dir: &Path, epoch_blocks: usize) -> Config {
+    pub(crate) fn new(dir: &Path, epoch_blocks: usize) -> Config {
         Config {
             data: dir.join("data"),
             chain: dir.join("chain"),
@@ -620,32 +544,32 @@ impl Config {
     }
 
     /// Uses `data` as the data dir.
-    pub fn data(mut self, data: &Path) -> Config {
+    pub(crate) fn data(mut self, data: &Path) -> Config {
         self.data = data.to_path_buf();
         self
     }
 
     /// Uses `chain` as the watched chain dir.
-    pub fn chain(mut self, chain: &Path) -> Config {
+    pub(crate) fn chain(mut self, chain: &Path) -> Config {
         self.chain = chain.to_path_buf();
         self
     }
 
     /// Polls the chain every `ms` milliseconds.
-    pub fn poll_ms(mut self, ms: u64) -> Config {
+    pub(crate) fn poll_ms(mut self, ms: u64) -> Config {
         self.poll_ms = ms;
         self
     }
 
     /// Appends TOML lines to the `[governor]` section.
-    pub fn governor_extra(mut self, lines: &str) -> Config {
+    pub(crate) fn governor_extra(mut self, lines: &str) -> Config {
         self.governor_extra.push_str(lines);
         self.governor_extra.push('\n');
         self
     }
 
     /// Appends TOML lines to the `[chain]` section.
-    pub fn chain_extra(mut self, lines: &str) -> Config {
+    pub(crate) fn chain_extra(mut self, lines: &str) -> Config {
         self.chain_extra.push_str(lines);
         self.chain_extra.push('\n');
         self
@@ -653,14 +577,14 @@ impl Config {
 
     /// Appends TOML to the end of the file, which is the `[rpc]` section: `[rpc]` keys, or
     /// further sections (e.g. `[signing]`).
-    pub fn rpc_extra(mut self, lines: &str) -> Config {
+    pub(crate) fn rpc_extra(mut self, lines: &str) -> Config {
         self.rpc_extra.push_str(lines);
         self.rpc_extra.push('\n');
         self
     }
 
     /// The config's text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "[governor]\n\
              data_dir = {data:?}\n\
@@ -689,7 +613,7 @@ impl Config {
     }
 
     /// Writes the config to `path` and returns `path`.
-    pub fn write(&self, path: &Path) -> PathBuf {
+    pub(crate) fn write(&self, path: &Path) -> PathBuf {
         std::fs::write(path, self.text())
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path.to_path_buf()
@@ -697,7 +621,7 @@ impl Config {
 }
 
 /// Appends `bytes` to `file` (created if missing) in one write, and syncs it.
-pub fn append(file: &Path, bytes: &[u8]) {
+pub(crate) fn append(file: &Path, bytes: &[u8]) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -710,7 +634,7 @@ pub fn append(file: &Path, bytes: &[u8]) {
 
 /// Every non-hidden file directly in `dir` with its bytes, sorted by name (hidden `.tmp-*` files
 /// are the atomic writer's scratch files, which a SIGKILL may leave behind; they are never read).
-pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let entries =
         std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     let mut out: Vec<(String, Vec<u8>)> = entries
@@ -731,7 +655,7 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// Whether [`tree`] lists data-directory `LOCK` files (they hold the PID of the process that
 /// last wrote the directory, so two runs' trees differ there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lock {
+pub(crate) enum Lock {
     /// List `LOCK` files like any other file.
     Keep,
     /// Leave `LOCK` files out.
@@ -740,7 +664,7 @@ pub enum Lock {
 
 /// Every directory (as `None`) and file (with its bytes) under `dir`, hidden ones included, by
 /// path relative to `dir`.
-pub fn tree(dir: &Path, lock: Lock) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+pub(crate) fn tree(dir: &Path, lock: Lock) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, lock: Lock, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
         let entries =
             std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
@@ -767,7 +691,7 @@ pub fn tree(dir: &Path, lock: Lock) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
 }
 
 /// Every `.tmp-*` file (an atomic writer's scratch file) under `dir`, recursively, sorted.
-pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn temp_files(dir: &Path) -> Vec<PathBuf> {
     tree(dir, Lock::Keep)
         .into_iter()
         .filter(|(rel, bytes)| {
@@ -783,18 +707,19 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
 /// A test's own temporary directory (removed on drop) holding a chain simulated by [`simulate`]
 /// in `sim/`, with the chain's lines in memory for the test to feed into a watched directory.
 #[derive(Debug)]
-pub struct Sim {
+pub(crate) struct Sim {
     /// The test's directory.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Every line of the simulated chain, each with its `\n`.
-    pub lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
+    /// Owns the directory: removed when the test's `Sim` is dropped.
     _tmp: tempfile::TempDir,
 }
 
 impl Sim {
     /// A fresh temporary directory with `epochs` epochs of `scenario` at `epoch_blocks` blocks
     /// per epoch simulated into its `sim/`.
-    pub fn new(scenario: &str, epochs: usize, epoch_blocks: usize) -> Sim {
+    pub(crate) fn new(scenario: &str, epochs: usize, epoch_blocks: usize) -> Sim {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"));
         let dir = tmp.path().to_path_buf();
         let lines = simulate(&dir, scenario, epochs, epoch_blocks);
@@ -806,20 +731,20 @@ impl Sim {
     }
 
     /// `rel` inside the test's directory.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.join(rel)
     }
 
     /// Appends the simulated lines `range` to `file` (relative to the test's directory) in one
     /// write, and syncs it.
-    pub fn feed(&self, file: &str, range: std::ops::Range<usize>) {
+    pub(crate) fn feed(&self, file: &str, range: std::ops::Range<usize>) {
         append(&self.path(file), self.lines[range].concat().as_bytes());
     }
 }
 
 /// Gives `cmd` a clean environment for the binaries under test: every inherited `TB_*` variable
 /// removed, then `env` added.
-pub fn clean_env<'a>(cmd: &'a mut Command, env: &[(&str, &str)]) -> &'a mut Command {
+pub(crate) fn clean_env<'a>(cmd: &'a mut Command, env: &[(&str, &str)]) -> &'a mut Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("TB_") {
             cmd.env_remove(k);

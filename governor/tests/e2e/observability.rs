@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tb_e2e::{
+use crate::support::{
     append, bin, clean_env, http_request, rpc_call, run, run_expect, wait_until, Config, Daemon,
     Sim, DEADLINE,
 };
+use serde_json::{json, Value};
 
 /// Blocks per epoch of the simulated chains here.
 const L: usize = 20;
