@@ -206,6 +206,12 @@ pub enum GovernorCommand {
     Exit(ExitArgs),
     /// Journal a mode change: shadow, apply or paused (needs the RPC token).
     Mode(ModeArgs),
+    /// How each peer governor's decisions compare with this one's; `peers ack` clears a
+    /// divergence once resolved.
+    Peers(PeersArgs),
+    /// Compare several governors (by RPC URL) or decision directories: agreement and the first
+    /// divergence.
+    Compare(CompareArgs),
 }
 
 /// `tb-cli governor verify`.
@@ -399,4 +405,58 @@ pub struct ModeArgs {
     /// Endpoint and output.
     #[command(flatten)]
     pub rpc: RpcArgs,
+}
+
+/// `tb-cli governor peers`.
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// `ack`, or nothing to show the peers.
+    #[command(subcommand)]
+    pub action: Option<PeersAction>,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
+}
+
+/// What `tb-cli governor peers` can do besides showing.
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// Acknowledge a peer's divergence (journaled; needs the RPC token): comparing resumes at the
+    /// epoch that diverged, so a divergence that persists is reported again.
+    Ack(PeerAckArgs),
+}
+
+/// `tb-cli governor peers ack`.
+#[derive(Debug, Args)]
+pub struct PeerAckArgs {
+    /// The peer's URL, as configured (see `tb-cli governor peers`).
+    pub peer: String,
+    /// Why, in words the journal keeps forever.
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (journaled).
+    #[arg(long)]
+    pub operator: String,
+    /// Bearer token.
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+/// `tb-cli governor compare`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("nodes").required(true).multiple(true).args(["rpc", "decisions"])))]
+pub struct CompareArgs {
+    /// A governor's JSON-RPC URL (repeat, at least twice in all).
+    #[arg(long = "rpc", value_name = "URL")]
+    pub rpc: Vec<String>,
+    /// A decision directory (repeat, at least twice in all).
+    #[arg(long = "decisions", value_name = "DIR")]
+    pub decisions: Vec<PathBuf>,
+    /// Print the comparison as JSON only.
+    #[arg(long)]
+    pub json: bool,
+    /// Give up on a request after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
 }

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         TbCliCommand::Governor(GovernorCommand::Snapshot(args)) => commands::client::snapshot(args),
         TbCliCommand::Governor(GovernorCommand::Exit(args)) => commands::client::exit(args),
         TbCliCommand::Governor(GovernorCommand::Mode(args)) => commands::client::mode(args),
+        TbCliCommand::Governor(GovernorCommand::Peers(args)) => commands::client::peers(args),
+        TbCliCommand::Governor(GovernorCommand::Compare(args)) => commands::compare::run(args),
         TbCliCommand::Completions(args) => {
             commands::shell::completions(TbCli::command(), "tb-cli", args)
         }

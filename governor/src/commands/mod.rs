@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod compare;
 pub mod demo;
 pub mod keygen;
 pub mod offline;

@@ -67,17 +67,32 @@ pub trait GovernorApi {
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt>;
+
+    /// Journals the acknowledgement of a peer's divergence (needs the bearer token); comparing
+    /// with that peer resumes at the epoch that diverged.
+    #[method(name = "ack_peer", param_kind = map)]
+    async fn ack_peer(
+        &self,
+        peer: String,
+        reason: String,
+        operator: String,
+    ) -> RpcResult<JournalReceipt>;
 }
 
 /// Every method, for metrics and docs.
-pub const METHODS: [&str; 6] = [
+pub const METHODS: [&str; 7] = [
     "governor.status",
     "governor.intents",
     "governor.decisions",
     "governor.snapshot",
     "governor.submit_exit",
     "governor.set_mode",
+    "governor.ack_peer",
 ];
 
 /// Methods that change state and so need `Authorization: Bearer <token>`.
-pub const MUTATING_METHODS: [&str; 2] = ["governor.submit_exit", "governor.set_mode"];
+pub const MUTATING_METHODS: [&str; 3] = [
+    "governor.submit_exit",
+    "governor.set_mode",
+    "governor.ack_peer",
+];

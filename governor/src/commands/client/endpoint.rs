@@ -248,6 +248,20 @@ pub(super) async fn set_mode(
         .map_err(|e| endpoint.explain("governor.set_mode", e))
 }
 
+/// Calls `governor.ack_peer`.
+pub(super) async fn ack_peer(
+    endpoint: &Endpoint,
+    peer: &str,
+    reason: &str,
+    operator: &str,
+) -> Result<JournalReceipt> {
+    let client = endpoint.client()?;
+    client
+        .ack_peer(peer.to_owned(), reason.to_owned(), operator.to_owned())
+        .await
+        .map_err(|e| endpoint.explain("governor.ack_peer", e))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -18,14 +18,18 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::cli::{DecisionsArgs, ExitArgs, IntentsArgs, ModeArgs, SnapshotArgs, StatusArgs};
+use crate::cli::{
+    DecisionsArgs, ExitArgs, IntentsArgs, ModeArgs, PeersAction, PeersArgs, SnapshotArgs,
+    StatusArgs,
+};
 use crate::rpc::SnapshotResult;
 use crate::{errln, out, outln};
 use endpoint::{
-    fetch_decisions, fetch_intents, fetch_snapshot, fetch_status, set_mode, submit_exit, Endpoint,
+    ack_peer, fetch_decisions, fetch_intents, fetch_snapshot, fetch_status, set_mode, submit_exit,
+    Endpoint,
 };
 use render::{
-    Change, DecisionsView, ExitNoteView, IntentsView, JournaledView, SnapshotView,
+    Change, DecisionsView, ExitNoteView, IntentsView, JournaledView, PeersView, SnapshotView,
     SnapshotWrittenView, StatusView, WatchFrame,
 };
 
@@ -216,6 +220,35 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
         ),
     }
     Ok(true)
+}
+
+/// `tb-cli governor peers` (and `peers ack`).
+pub fn peers(args: &PeersArgs) -> Result<bool> {
+    if let Some(PeersAction::Ack(ack)) = &args.action {
+        check_words(&ack.reason, "--reason")?;
+        check_words(&ack.operator, "--operator")?;
+        let endpoint = Endpoint::from_args(&args.rpc, Some(&ack.token));
+        let receipt = block_on(ack_peer(&endpoint, &ack.peer, &ack.reason, &ack.operator))??;
+        if args.rpc.json {
+            print_json(&receipt)?;
+        } else {
+            outln!(
+                "journaled the acknowledgement of peer {} as seq {}; comparing resumes at the \
+                 epoch that diverged",
+                ack.peer,
+                receipt.seq
+            );
+        }
+        return Ok(true);
+    }
+    let endpoint = Endpoint::from_args(&args.rpc, None);
+    let status = block_on(fetch_status(&endpoint))??;
+    if args.rpc.json {
+        print_json(&status.peers)?;
+    } else {
+        out!("{}", PeersView(&status.peers));
+    }
+    Ok(status.peers.iter().all(|p| p.divergence.is_none()))
 }
 
 /// `tb-cli governor mode`.

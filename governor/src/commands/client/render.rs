@@ -10,7 +10,7 @@ use std::path::Path;
 use tb_config::Mode;
 
 use crate::engine::{Gate, GateStatus, Intent};
-use crate::rpc::{DecisionSummary, JournalReceipt, SnapshotResult, Status};
+use crate::rpc::{DecisionSummary, JournalReceipt, PeerState, PeerStatus, SnapshotResult, Status};
 
 /// The human `status`, in the order of docs/operations.md, "Reading `tb-cli governor status`":
 /// header, gates, pending intents, economics, telemetry gauges, release provenance + hint,
@@ -100,7 +100,126 @@ impl Display for StatusView<'_> {
         status_telemetry(f, s)?;
         status_provenance(f, s)?;
         status_receipt_health(f, s)?;
-        status_blocktorch(f, s)
+        status_blocktorch(f, s)?;
+        status_peers(f, &s.peers)
+    }
+}
+
+/// The peers section: one line each (nothing without peers).
+fn status_peers(f: &mut Formatter<'_>, peers: &[PeerStatus]) -> fmt::Result {
+    if peers.is_empty() {
+        return Ok(());
+    }
+    f.write_str("
+Peers
+")?;
+    let rows: Vec<(&str, String)> = peers
+        .iter()
+        .map(|p| (p.url.as_str(), PeerLine(p).to_string()))
+        .collect();
+    pairs(f, "  ", &rows)?;
+    if peers.iter().any(|p| p.divergence.is_some()) {
+        f.write_str("  hint: tb-cli governor peers shows where they differ\n")?;
+    }
+    Ok(())
+}
+
+/// A peer's state in a few words.
+struct PeerLine<'a>(&'a PeerStatus);
+
+impl Display for PeerLine<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let p = self.0;
+        let through = p
+            .agreed_through
+            .map_or_else(|| "no epoch yet".to_owned(), |e| format!("epoch {e}"));
+        if let Some(d) = &p.divergence {
+            write!(
+                f,
+                "DIVERGED at epoch {} ({} differs)",
+                d.epoch,
+                d.differs.as_str()
+            )?;
+            if let Some(e) = &p.error {
+                write!(f, "; now unreachable: {e}")?;
+            }
+            return Ok(());
+        }
+        match p.state {
+            PeerState::Pending => f.write_str("pending (not polled yet)"),
+            PeerState::Agree => write!(f, "agree through {through}"),
+            PeerState::Behind => write!(
+                f,
+                "behind by {} epochs (agrees through {through})",
+                p.behind_by.unwrap_or(0)
+            ),
+            PeerState::ConfigDiffers if p.snapshots_compared => {
+                write!(f, "config differs (snapshots agree through {through})")
+            }
+            PeerState::ConfigDiffers => {
+                f.write_str("config differs (other replay settings: nothing compared)")
+            }
+            PeerState::Diverged => f.write_str("DIVERGED"),
+            PeerState::Unreachable => write!(
+                f,
+                "UNREACHABLE: {}",
+                p.error.as_deref().unwrap_or("no answer")
+            ),
+        }
+    }
+}
+
+/// `tb-cli governor peers`: every peer with its state, and each divergence in full. Ends with
+/// a newline.
+pub(super) struct PeersView<'a>(
+    /// The `peers` section of `governor.status`.
+    pub(super) &'a [PeerStatus],
+);
+
+impl Display for PeersView<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(
+                "no peers configured (set peers.urls or TB_GOVERNOR_PEERS to compare with other \
+                 governors)\n",
+            );
+        }
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            writeln!(f, "{}", p.url)?;
+            let mut rows = vec![
+                ("state", PeerLine(p).to_string()),
+                ("last closed epoch", or_dash(p.last_closed_epoch)),
+                ("config_hash", or_dash(p.config_hash.as_deref())),
+            ];
+            if let Some(d) = &p.divergence {
+                rows.push(("diverged at epoch", d.epoch.to_string()));
+                rows.push(("snapshot_hash ours", d.mine.snapshot_hash.clone()));
+                rows.push(("snapshot_hash theirs", d.theirs.snapshot_hash.clone()));
+                rows.push(("decision_hash ours", d.mine.decision_hash.clone()));
+                rows.push(("decision_hash theirs", d.theirs.decision_hash.clone()));
+                rows.push((
+                    "snapshot fields",
+                    if d.fields.is_empty() {
+                        "- (the snapshots are equal or could not be fetched)".to_owned()
+                    } else {
+                        d.fields.join(", ")
+                    },
+                ));
+            }
+            pairs(f, "  ", &rows)?;
+            if p.divergence.is_some() {
+                writeln!(
+                    f,
+                    "  hint: find which node read a different chain (tb-cli governor audit on \
+                     each), fix it, then: tb-cli governor peers ack {} --reason … --operator …",
+                    p.url
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
