@@ -181,7 +181,7 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
                      the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
                 );
             }
-            let ev = journal.append(EventKind::SetMode, Some(want), None, why, DAEMON_OPERATOR)?;
+            let ev = journal.append(EventKind::SetMode { mode: want }, why, DAEMON_OPERATOR)?;
             tracing::info!(
                 "journaled set_mode {want} as seq {} (effective at epoch {})",
                 ev.seq,
@@ -232,7 +232,7 @@ pub fn journal_env_mode(
     let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
     let operator = format!("env:{}", names.join(","));
     let reason = format!("{context}environment: {}", show_vars(vars));
-    let ev = journal.append(EventKind::SetMode, Some(want), None, &reason, &operator)?;
+    let ev = journal.append(EventKind::SetMode { mode: want }, &reason, &operator)?;
     let was = current.map_or_else(|| "none".to_owned(), |m| m.to_string());
     tracing::info!(
         operator = %operator,

@@ -118,8 +118,6 @@ impl Server {
     async fn journal(
         &self,
         kind: EventKind,
-        mode: Option<Mode>,
-        gate: Option<Gate>,
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
@@ -129,19 +127,15 @@ impl Server {
         let shared = self.shared.clone();
         let append = move || {
             let mut journal = lock(&shared.journal);
-            let ev = journal
-                .append(kind, mode, gate, &reason, &operator)
-                .map_err(internal)?;
+            let ev = journal.append(kind, &reason, &operator).map_err(internal)?;
             shared.publish_journal(&journal);
-            if let Some(m) = mode {
-                shared.metrics.set_mode(m);
+            if let EventKind::SetMode { mode } = ev.kind {
+                shared.metrics.set_mode(mode);
             }
             tracing::info!(
-                "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
+                "journal seq {}: {:?} by {operator}: {reason} (effective at epoch {})",
                 ev.seq,
-                kind,
-                mode,
-                gate,
+                ev.kind,
                 ev.effective_epoch
             );
             Ok(JournalReceipt {
@@ -250,7 +244,8 @@ impl GovernorApiServer for Server {
         if !active {
             tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
         }
-        self.journal(EventKind::ManualExit, None, Some(gate), reason, operator)
+        let gate = gate.as_str().to_owned();
+        self.journal(EventKind::ManualExit { gate }, reason, operator)
             .await
     }
 
@@ -260,7 +255,7 @@ impl GovernorApiServer for Server {
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
-        self.journal(EventKind::SetMode, Some(mode), None, reason, operator)
+        self.journal(EventKind::SetMode { mode }, reason, operator)
             .await
     }
 }
