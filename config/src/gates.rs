@@ -1,5 +1,9 @@
 //! `[gates.*]`: streak rules and thresholds of the eight gates (docs/configuration.md, "[gates.*]"; the rules in docs/gates.md).
 
+use std::fmt;
+use std::ops::{Index, IndexMut};
+use std::str::FromStr;
+
 use crate::knobs::knob_table;
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +18,134 @@ pub const GATE_NAMES: [&str; 8] = [
     "ad_presence",
     "operational",
 ];
+
+/// The gates, in the fixed evaluation order ([`GATE_NAMES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Whole-economy health: activity, treasury, reward stability, every market.
+    Economics,
+    /// The storage market.
+    Storage,
+    /// The compute market (plus proof SLA).
+    Compute,
+    /// The energy market.
+    Energy,
+    /// The ad market.
+    Ad,
+    /// Contextual ads.
+    AdContextual,
+    /// Presence ads.
+    AdPresence,
+    /// Block production: miners and spacing.
+    Operational,
+}
+
+impl Gate {
+    /// Every gate in evaluation order.
+    pub const ALL: [Gate; 8] = [
+        Gate::Economics,
+        Gate::Storage,
+        Gate::Compute,
+        Gate::Energy,
+        Gate::Ad,
+        Gate::AdContextual,
+        Gate::AdPresence,
+        Gate::Operational,
+    ];
+
+    /// The gate's name.
+    pub fn as_str(self) -> &'static str {
+        GATE_NAMES[self.index()]
+    }
+
+    /// Position in [`Gate::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Gate {
+    type Err = ParseGateError;
+
+    /// Exactly one of [`GATE_NAMES`].
+    fn from_str(s: &str) -> Result<Self, ParseGateError> {
+        Gate::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| ParseGateError {
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// A string that is not one of the eight gate names.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown gate {value:?} (one of: {})", GATE_NAMES.join(", "))]
+pub struct ParseGateError {
+    /// The rejected input, kept so callers (RPC, CLI) can echo it back.
+    pub value: String,
+}
+
+/// One value per gate, indexed by [`Gate`] and iterated in the fixed gate order. Serialised as
+/// the array of its eight values in that order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PerGate<T>([T; 8]);
+
+impl<T> PerGate<T> {
+    /// The value of every gate, `f(gate)`, computed in gate order.
+    pub fn from_fn(f: impl FnMut(Gate) -> T) -> Self {
+        PerGate(Gate::ALL.map(f))
+    }
+
+    /// Every gate with its value, in gate order.
+    pub fn iter(&self) -> impl Iterator<Item = (Gate, &T)> {
+        Gate::ALL.into_iter().zip(&self.0)
+    }
+
+    /// The values turned by `f`, gate by gate.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerGate<U> {
+        PerGate(self.0.map(f))
+    }
+}
+
+impl<T> From<[T; 8]> for PerGate<T> {
+    /// The values given in gate order.
+    fn from(values: [T; 8]) -> Self {
+        PerGate(values)
+    }
+}
+
+impl<T> Index<Gate> for PerGate<T> {
+    type Output = T;
+
+    fn index(&self, gate: Gate) -> &T {
+        &self.0[gate.index()]
+    }
+}
+
+impl<T> IndexMut<Gate> for PerGate<T> {
+    fn index_mut(&mut self, gate: Gate) -> &mut T {
+        &mut self.0[gate.index()]
+    }
+}
+
+impl<T> IntoIterator for PerGate<T> {
+    type Item = (Gate, T);
+    type IntoIter = std::iter::Zip<std::array::IntoIter<Gate, 8>, std::array::IntoIter<T, 8>>;
+
+    /// Every gate with its value, in gate order.
+    fn into_iter(self) -> Self::IntoIter {
+        Gate::ALL.into_iter().zip(self.0)
+    }
+}
 
 /// The streak rule shared by every gate, copied out of a gate table by `streak()` so the engine
 /// can run one streak state machine for all gates.
@@ -183,26 +315,28 @@ pub struct GatesConfig {
 }
 
 impl GatesConfig {
+    /// The streak rule of `gate`.
+    pub fn streak(&self, gate: Gate) -> StreakConfig {
+        match gate {
+            Gate::Economics => self.economics.streak(),
+            Gate::Storage => self.storage.streak(),
+            Gate::Compute => self.compute.streak(),
+            Gate::Energy => self.energy.streak(),
+            Gate::Ad => self.ad.streak(),
+            Gate::AdContextual => self.ad_contextual.streak(),
+            Gate::AdPresence => self.ad_presence.streak(),
+            Gate::Operational => self.operational.streak(),
+        }
+    }
+
     /// Every gate's streak rule, in the fixed evaluation order ([`GATE_NAMES`]).
     pub fn streaks(&self) -> [(&'static str, StreakConfig); 8] {
-        [
-            (GATE_NAMES[0], self.economics.streak()),
-            (GATE_NAMES[1], self.storage.streak()),
-            (GATE_NAMES[2], self.compute.streak()),
-            (GATE_NAMES[3], self.energy.streak()),
-            (GATE_NAMES[4], self.ad.streak()),
-            (GATE_NAMES[5], self.ad_contextual.streak()),
-            (GATE_NAMES[6], self.ad_presence.streak()),
-            (GATE_NAMES[7], self.operational.streak()),
-        ]
+        Gate::ALL.map(|gate| (gate.as_str(), self.streak(gate)))
     }
 
     /// The streak rule of the gate called `gate`, or `None` for an unknown name.
     pub fn streak_of(&self, gate: &str) -> Option<StreakConfig> {
-        self.streaks()
-            .into_iter()
-            .find(|(name, _)| *name == gate)
-            .map(|(_, streak)| streak)
+        gate.parse().ok().map(|gate| self.streak(gate))
     }
 
     /// Every gate knob as `("<gate>.<knob>", value)`, gates in evaluation order.

@@ -18,7 +18,8 @@
 //! - `lib.rs` — [`Config`], [`Mode`], loading, [`Config::config_hash`], [`is_id`].
 //! - `sections.rs` — `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`.
 //! - `economics.rs` — `[economics]`, the control-law knobs (docs/economics.md).
-//! - `gates.rs` — `[gates.*]`, the eight gate tables and [`StreakConfig`] (docs/gates.md).
+//! - `gates.rs` — `[gates.*]`, the eight gate tables and [`StreakConfig`] (docs/gates.md); [`Gate`]
+//!   and [`PerGate`], the gates in their fixed order.
 //! - `knobs.rs` — the `knob_table!` macro that declares integer-knob tables with their defaults.
 //! - `env.rs` — the `TB_*` environment overrides.
 //! - `boolean.rs` — [`parse_bool`], the strict boolean words shared by env and TOML.
@@ -43,7 +44,8 @@ pub use economics::EconomicsConfig;
 pub use env::ENV_VARS;
 pub use error::{ConfigError, ParseModeError};
 pub use gates::{
-    AdTierGate, EconomicsGate, GatesConfig, MarketGate, OperationalGate, StreakConfig, GATE_NAMES,
+    AdTierGate, EconomicsGate, Gate, GatesConfig, MarketGate, OperationalGate, ParseGateError,
+    PerGate, StreakConfig, GATE_NAMES,
 };
 pub use secret::Secret;
 pub use sections::{

@@ -181,13 +181,15 @@ async fn from_rpc(url: &str, timeout: Duration) -> Result<Node> {
                 next > from,
                 "governor.decisions from epoch {from} went backwards"
             );
-            epochs.extend(page.into_iter().filter(|d| d.epoch <= last).map(|d| {
-                EpochHashes {
-                    epoch: d.epoch,
-                    snapshot_hash: d.snapshot_hash,
-                    decision_hash: d.decision_hash,
-                }
-            }));
+            epochs.extend(
+                page.into_iter()
+                    .filter(|d| d.epoch <= last)
+                    .map(|d| EpochHashes {
+                        epoch: d.epoch,
+                        snapshot_hash: d.snapshot_hash,
+                        decision_hash: d.decision_hash,
+                    }),
+            );
             from = next;
         }
     }
@@ -277,7 +279,10 @@ async fn verdict(reference: &Node, node: &Node) -> Verdict {
 async fn diverged(reference: &Node, node: &Node, mismatch: Mismatch) -> Verdict {
     let fields = if mismatch.differs == Differs::Snapshot {
         let epoch = mismatch.mine.epoch;
-        match (snapshot(reference, epoch).await, snapshot(node, epoch).await) {
+        match (
+            snapshot(reference, epoch).await,
+            snapshot(node, epoch).await,
+        ) {
             (Some(a), Some(b)) => tb_decisions::diff::differences(&a, &b, MAX_FIELDS),
             _ => Vec::new(),
         }
@@ -314,7 +319,12 @@ struct Table<'a>(&'a [Row]);
 
 impl Display for Table<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let width = self.0.iter().map(|r| r.node.chars().count()).max().unwrap_or(0);
+        let width = self
+            .0
+            .iter()
+            .map(|r| r.node.chars().count())
+            .max()
+            .unwrap_or(0);
         for (i, r) in self.0.iter().enumerate() {
             let config = r
                 .config_hash
@@ -332,12 +342,26 @@ impl Display for Table<'_> {
             )?;
         }
         for (i, r) in self.0.iter().enumerate() {
-            if let Verdict::Diverged { mismatch: m, fields } = &r.verdict {
+            if let Verdict::Diverged {
+                mismatch: m,
+                fields,
+            } = &r.verdict
+            {
                 writeln!(f, "\nnode {} diverged at epoch {}:", i + 1, m.mine.epoch)?;
                 writeln!(f, "  snapshot_hash  node 1 {}", m.mine.snapshot_hash)?;
-                writeln!(f, "                 node {} {}", i + 1, m.theirs.snapshot_hash)?;
+                writeln!(
+                    f,
+                    "                 node {} {}",
+                    i + 1,
+                    m.theirs.snapshot_hash
+                )?;
                 writeln!(f, "  decision_hash  node 1 {}", m.mine.decision_hash)?;
-                writeln!(f, "                 node {} {}", i + 1, m.theirs.decision_hash)?;
+                writeln!(
+                    f,
+                    "                 node {} {}",
+                    i + 1,
+                    m.theirs.decision_hash
+                )?;
                 if !fields.is_empty() {
                     writeln!(f, "  snapshot fields that differ: {}", fields.join(", "))?;
                 }
@@ -352,11 +376,22 @@ struct Summary<'a>(&'a Verdict);
 
 impl Display for Summary<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        let through = |e: Option<u64>| e.map_or_else(|| "no epoch in common".to_owned(), |e| format!("through epoch {e}"));
+        let through = |e: Option<u64>| {
+            e.map_or_else(
+                || "no epoch in common".to_owned(),
+                |e| format!("through epoch {e}"),
+            )
+        };
         match self.0 {
             Verdict::Reference => f.write_str("reference"),
-            Verdict::Agree { through: t, behind_by: 0 } => write!(f, "agree {}", through(*t)),
-            Verdict::Agree { through: t, behind_by } => {
+            Verdict::Agree {
+                through: t,
+                behind_by: 0,
+            } => write!(f, "agree {}", through(*t)),
+            Verdict::Agree {
+                through: t,
+                behind_by,
+            } => {
                 write!(f, "behind by {behind_by} epochs (agree {})", through(*t))
             }
             Verdict::ConfigDiffers {

@@ -9,7 +9,7 @@ use tb_config::Mode;
 use tb_replay::{Position, ReplayState, Snapshot};
 
 use crate::engine::journal::{parse_journal, JournalError};
-use crate::engine::{Decision, EngineState, EventKind, Gate, Intent, JournalEvent, Params};
+use crate::engine::{Decision, EngineState, EventKind, Intent, JournalEvent, Params};
 
 /// Replaces `path` atomically: temp file in the same directory, fsync, rename, fsync directory.
 pub fn write_replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -189,10 +189,10 @@ impl JournalFile {
 
     /// The mode after the last `set_mode` event, if any.
     pub fn current_mode(&self) -> Option<(Mode, u64)> {
-        self.events
-            .iter()
-            .rev()
-            .find_map(|e| e.mode.map(|m| (m, e.effective_epoch)))
+        self.events.iter().rev().find_map(|e| match e.kind {
+            EventKind::SetMode { mode } => Some((mode, e.effective_epoch)),
+            EventKind::ManualExit { .. } | EventKind::AckPeer { .. } => None,
+        })
     }
 
     /// The epoch a runtime event takes effect at: the first not yet closed.
@@ -205,8 +205,6 @@ impl JournalFile {
     pub fn append(
         &mut self,
         kind: EventKind,
-        mode: Option<Mode>,
-        gate: Option<Gate>,
         reason: &str,
         operator: &str,
     ) -> Result<JournalEvent, JournalFileError> {
@@ -219,8 +217,6 @@ impl JournalFile {
             seq: self.events.len() as u64,
             effective_epoch: self.next_epoch(),
             kind,
-            mode,
-            gate: gate.map(|g| g.as_str().to_owned()),
             reason: reason.to_owned(),
             operator: operator.to_owned(),
         };
@@ -370,7 +366,7 @@ mod tests {
     use super::*;
 
     fn append(j: &mut JournalFile, reason: &str) -> Result<JournalEvent, JournalFileError> {
-        j.append(EventKind::SetMode, Some(Mode::Paused), None, reason, "test")
+        j.append(EventKind::SetMode { mode: Mode::Paused }, reason, "test")
     }
 
     #[test]

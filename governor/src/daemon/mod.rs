@@ -183,7 +183,7 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
                      the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
                 );
             }
-            let ev = journal.append(EventKind::SetMode, Some(want), None, why, DAEMON_OPERATOR)?;
+            let ev = journal.append(EventKind::SetMode { mode: want }, why, DAEMON_OPERATOR)?;
             tracing::info!(
                 "journaled set_mode {want} as seq {} (effective at epoch {})",
                 ev.seq,
@@ -234,7 +234,7 @@ pub fn journal_env_mode(
     let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
     let operator = format!("env:{}", names.join(","));
     let reason = format!("{context}environment: {}", show_vars(vars));
-    let ev = journal.append(EventKind::SetMode, Some(want), None, &reason, &operator)?;
+    let ev = journal.append(EventKind::SetMode { mode: want }, &reason, &operator)?;
     let was = current.map_or_else(|| "none".to_owned(), |m| m.to_string());
     tracing::info!(
         operator = %operator,
@@ -369,7 +369,7 @@ pub async fn run(
     let tip_height = (next_height > config.governor.genesis_height).then(|| next_height - 1);
     let recent = page::recent_from_files(&store, st.last_epoch);
     let poller = peers::Poller::new(&config.peers)?;
-    let book = Arc::new(peers::Book::load(&data.join("state"))?);
+    let book = Arc::new(peers::Book::load(&data.join("state"), &journal.events)?);
     let node = Node {
         config_hash: config_hash.clone(),
         replay_config_hash: inputs.replay_config_hash(),
@@ -434,6 +434,8 @@ pub async fn run(
     // cannot slip in before the start-up events.
     let module = server::Server {
         shared: shared.clone(),
+        peers: book.clone(),
+        peer_urls: config.peers.urls.clone(),
     }
     .into_rpc();
     let (addr, handle) = http::serve(

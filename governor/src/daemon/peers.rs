@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use super::files::write_replace;
 use super::state::{lock, Shared};
+use crate::engine::{EventKind, JournalEvent};
 use crate::fleet::{self, ConfigHashes, EpochHashes, Scope};
 use crate::rpc::{Divergence, GovernorApiClient, PeerState, PeerStatus, Status};
 
@@ -53,6 +54,19 @@ pub struct Saved {
     pub acked_seq: Option<u64>,
 }
 
+impl Saved {
+    /// Clears the divergence as acknowledged by journal event `seq`, so comparing resumes at
+    /// the epoch that diverged; returns that epoch.
+    fn acknowledge(&mut self, seq: u64) -> Option<u64> {
+        let epoch = self.divergence.take().map(|d| d.epoch);
+        if let Some(e) = epoch {
+            self.agreed_through = e.checked_sub(1);
+        }
+        self.acked_seq = Some(seq);
+        epoch
+    }
+}
+
 /// `state/peers.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,9 +87,10 @@ pub struct Book {
 }
 
 impl Book {
-    /// Reads `state/peers.json` under `state_dir` (missing: nothing saved yet). Nothing is
-    /// written until the first change.
-    pub fn load(state_dir: &Path) -> Result<Book> {
+    /// Reads `state/peers.json` under `state_dir` (missing: nothing saved yet) and applies the
+    /// acknowledgements in `journal` it does not hold yet (one journaled just before a crash).
+    /// Nothing is written until the first change.
+    pub fn load(state_dir: &Path, journal: &[JournalEvent]) -> Result<Book> {
         let path = state_dir.join("peers.json");
         let saved = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -97,6 +112,15 @@ impl Book {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        let mut saved = saved;
+        for ev in journal {
+            if let EventKind::AckPeer { peer } = &ev.kind {
+                let entry = saved.entry(peer.clone()).or_default();
+                if entry.acked_seq.is_none_or(|s| s < ev.seq) {
+                    entry.acknowledge(ev.seq);
+                }
+            }
+        }
         Ok(Book {
             path,
             saved: Mutex::new(saved),
@@ -128,11 +152,7 @@ impl Book {
     /// at the epoch that diverged. Returns the epoch it was, if one was reported.
     pub fn acknowledge(&self, url: &str, seq: u64) -> Result<Option<u64>> {
         let mut saved = self.get(url);
-        let epoch = saved.divergence.take().map(|d| d.epoch);
-        if let Some(e) = epoch {
-            saved.agreed_through = e.checked_sub(1);
-        }
-        saved.acked_seq = Some(seq);
+        let epoch = saved.acknowledge(seq);
         self.put(url, saved)?;
         Ok(epoch)
     }
@@ -556,7 +576,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_resumes_comparing_at_the_epoch_that_diverged() {
         let dir = tempfile::tempdir().unwrap();
-        let book = Book::load(dir.path()).unwrap();
+        let book = Book::load(dir.path(), &[]).unwrap();
         assert_eq!(book.get("http://p:1"), Saved::default());
         let h = |c: &str| EpochHashes {
             epoch: 7,
@@ -576,10 +596,26 @@ mod tests {
         };
         book.put("http://p:1", saved.clone()).unwrap();
         // Saved across a restart.
-        let again = Book::load(dir.path()).unwrap();
+        let again = Book::load(dir.path(), &[]).unwrap();
         assert_eq!(again.get("http://p:1"), saved);
+        // An acknowledgement journaled before a crash, but not saved, applies at the next start.
+        let ack = |seq| JournalEvent {
+            seq,
+            effective_epoch: 8,
+            kind: EventKind::AckPeer {
+                peer: "http://p:1".into(),
+            },
+            reason: "resynced".into(),
+            operator: "op".into(),
+        };
+        let replayed = Book::load(dir.path(), &[ack(12)])
+            .unwrap()
+            .get("http://p:1");
+        assert_eq!((replayed.divergence, replayed.acked_seq), (None, Some(12)));
         assert_eq!(again.acknowledge("http://p:1", 12).unwrap(), Some(7));
-        let after = Book::load(dir.path()).unwrap().get("http://p:1");
+        let after = Book::load(dir.path(), &[ack(12)])
+            .unwrap()
+            .get("http://p:1");
         assert_eq!(
             after,
             Saved {
@@ -589,13 +625,23 @@ mod tests {
             }
         );
         assert_eq!(again.acknowledge("http://p:1", 13).unwrap(), None);
+        // A divergence found after an acknowledgement is not cleared by it at the next start.
+        let mut later = saved.clone();
+        later.acked_seq = Some(13);
+        again.put("http://p:1", later.clone()).unwrap();
+        assert_eq!(
+            Book::load(dir.path(), &[ack(12), ack(13)])
+                .unwrap()
+                .get("http://p:1"),
+            later
+        );
     }
 
     #[test]
     fn a_damaged_state_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("peers.json"), b"{not json").unwrap();
-        let err = format!("{:#}", Book::load(dir.path()).unwrap_err());
+        let err = format!("{:#}", Book::load(dir.path(), &[]).unwrap_err());
         assert!(
             err.contains("peers.json is not a peers state file"),
             "{err}"

@@ -6,6 +6,7 @@ use jsonrpsee::core::{async_trait, RpcResult};
 use jsonrpsee::types::ErrorObjectOwned;
 use tb_config::Mode;
 
+use super::peers::{initial_status, Book};
 use super::state::Shared;
 use crate::engine::{Decision, EventKind, Gate, GateStatus, IntentState};
 use crate::rpc::*;
@@ -14,6 +15,10 @@ use crate::rpc::*;
 pub struct Server {
     /// Shared daemon state.
     pub shared: Arc<Shared>,
+    /// The peers' saved comparison, which `ack_peer` clears.
+    pub peers: Arc<Book>,
+    /// The configured peer URLs, in configuration order (`ack_peer` accepts only these).
+    pub peer_urls: Vec<String>,
 }
 
 fn invalid_params(msg: impl Into<String>) -> ErrorObjectOwned {
@@ -118,8 +123,6 @@ impl Server {
     async fn journal(
         &self,
         kind: EventKind,
-        mode: Option<Mode>,
-        gate: Option<Gate>,
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
@@ -129,17 +132,15 @@ impl Server {
         let shared = self.shared.clone();
         let append = move || {
             let ev = shared
-                .with_journal(|journal| journal.append(kind, mode, gate, &reason, &operator))
+                .with_journal(|journal| journal.append(kind, &reason, &operator))
                 .map_err(internal)?;
-            if let Some(m) = mode {
-                shared.metrics.set_mode(m);
+            if let EventKind::SetMode { mode } = ev.kind {
+                shared.metrics.set_mode(mode);
             }
             tracing::info!(
-                "journal seq {}: {:?} mode={:?} gate={:?} by {operator}: {reason} (effective at epoch {})",
+                "journal seq {}: {:?} by {operator}: {reason} (effective at epoch {})",
                 ev.seq,
-                kind,
-                mode,
-                gate,
+                ev.kind,
                 ev.effective_epoch
             );
             Ok(JournalReceipt {
@@ -249,7 +250,8 @@ impl GovernorApiServer for Server {
         if !active {
             tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
         }
-        self.journal(EventKind::ManualExit, None, Some(gate), reason, operator)
+        let gate = gate.as_str().to_owned();
+        self.journal(EventKind::ManualExit { gate }, reason, operator)
             .await
     }
 
@@ -259,7 +261,49 @@ impl GovernorApiServer for Server {
         reason: String,
         operator: String,
     ) -> RpcResult<JournalReceipt> {
-        self.journal(EventKind::SetMode, Some(mode), None, reason, operator)
+        self.journal(EventKind::SetMode { mode }, reason, operator)
             .await
+    }
+
+    async fn ack_peer(
+        &self,
+        peer: String,
+        reason: String,
+        operator: String,
+    ) -> RpcResult<JournalReceipt> {
+        let Some(index) = self.peer_urls.iter().position(|u| *u == peer) else {
+            return Err(invalid_params(format!(
+                "{peer:?} is not a configured peer (peers: {})",
+                if self.peer_urls.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.peer_urls.join(", ")
+                }
+            )));
+        };
+        let receipt = self
+            .journal(EventKind::AckPeer { peer: peer.clone() }, reason, operator)
+            .await?;
+        let book = self.peers.clone();
+        let seq = receipt.seq;
+        let url = peer.clone();
+        let cleared = tokio::task::spawn_blocking(move || book.acknowledge(&url, seq))
+            .await
+            .map_err(internal)?
+            .map_err(|e| internal(format!("{e:#}")))?;
+        let status = initial_status(&peer, &self.peers.get(&peer));
+        self.shared.metrics.set_peer(&status);
+        self.shared.set_peer(index, status);
+        match cleared {
+            Some(epoch) => tracing::info!(
+                peer = %peer,
+                epoch,
+                "peer {peer}: divergence at epoch {epoch} acknowledged; comparing resumes there"
+            ),
+            None => {
+                tracing::info!(peer = %peer, "peer {peer}: acknowledged (no divergence was reported)")
+            }
+        }
+        Ok(receipt)
     }
 }

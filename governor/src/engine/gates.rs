@@ -1,81 +1,11 @@
 //! The eight gates and what each judges (docs/gates.md). Pure functions of one snapshot.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+pub use tb_config::Gate;
 use tb_config::{AdTierGate, GatesConfig, MarketGate};
 use tb_replay::snapshot::{MarketStats, TierStats};
 use tb_replay::Snapshot;
-
-/// The gates, in the fixed evaluation order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gate {
-    /// Whole-economy health: activity, treasury, reward stability, every market.
-    Economics,
-    /// The storage market.
-    Storage,
-    /// The compute market (plus proof SLA).
-    Compute,
-    /// The energy market.
-    Energy,
-    /// The ad market.
-    Ad,
-    /// Contextual ads.
-    AdContextual,
-    /// Presence ads.
-    AdPresence,
-    /// Block production: miners and spacing.
-    Operational,
-}
-
-impl Gate {
-    /// Every gate in evaluation order.
-    pub const ALL: [Gate; 8] = [
-        Gate::Economics,
-        Gate::Storage,
-        Gate::Compute,
-        Gate::Energy,
-        Gate::Ad,
-        Gate::AdContextual,
-        Gate::AdPresence,
-        Gate::Operational,
-    ];
-
-    /// The gate's name.
-    pub fn as_str(self) -> &'static str {
-        tb_config::GATE_NAMES[self.index()]
-    }
-
-    /// Position in [`Gate::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Gate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Gate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Gate::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown gate {s:?} (one of: {})",
-                    tb_config::GATE_NAMES.join(", ")
-                )
-            })
-    }
-}
 
 /// The metrics a gate judged, by name; `None` = no data.
 pub type Metrics = BTreeMap<String, Option<i64>>;

@@ -3,32 +3,39 @@
 use serde::{Deserialize, Serialize};
 use tb_config::Mode;
 
-/// What an operator did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// What an operator did, with what it needs: the `kind` of a journal line and its argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EventKind {
     /// Switch between shadow, apply and paused.
-    SetMode,
+    SetMode {
+        /// The new mode.
+        mode: Mode,
+    },
     /// Force an active gate to exit.
-    ManualExit,
+    ManualExit {
+        /// The gate's name; a name that is no gate is recorded and changes nothing.
+        gate: String,
+    },
+    /// Acknowledge a peer's divergence (the fleet cross-check). The engine skips it: it is
+    /// journaled for the record and changes no decision.
+    AckPeer {
+        /// The peer's URL, as configured.
+        peer: String,
+    },
 }
 
-/// One line of `journal.jsonl`.
+/// One line of `journal.jsonl`. Its fields are written in declaration order, `kind` and its
+/// argument in the place of `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct JournalEvent {
     /// Position in the journal, from 0, strictly increasing.
     pub seq: u64,
     /// The epoch at whose close the event is consumed (before the gates).
     pub effective_epoch: u64,
-    /// What the event does.
+    /// What the event does. Unknown fields of the line end up here and are refused.
+    #[serde(flatten)]
     pub kind: EventKind,
-    /// The new mode (`set_mode` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<Mode>,
-    /// The gate to exit (`manual_exit` only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<String>,
     /// Why, in the operator's words.
     pub reason: String,
     /// Who.
@@ -65,15 +72,6 @@ pub fn parse_journal(text: &str) -> Result<Vec<JournalEvent>, JournalError> {
                 ev.seq,
                 events.len()
             )));
-        }
-        match ev.kind {
-            EventKind::SetMode if ev.mode.is_none() => {
-                return Err(err("set_mode without mode".to_owned()))
-            }
-            EventKind::ManualExit if ev.gate.is_none() => {
-                return Err(err("manual_exit without gate".to_owned()))
-            }
-            _ => {}
         }
         events.push(ev);
     }

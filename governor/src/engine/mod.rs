@@ -8,14 +8,19 @@
 pub mod gates;
 pub mod journal;
 pub mod params;
+mod types;
 
-use serde::{Deserialize, Serialize};
-use tb_config::{GatesConfig, Mode};
-use tb_replay::{ClosedEpoch, Snapshot};
+use tb_config::{Mode, PerGate, StreakConfig};
+use tb_replay::snapshot::Controls;
+use tb_replay::ClosedEpoch;
 
 pub use gates::{Gate, Judgement, Metrics};
 pub use journal::{EventKind, JournalEvent};
 pub use params::{MarketMode, Params};
+pub use types::{
+    Action, Activation, ClosedDecision, Decision, EngineConfig, EngineState, GateRecord, GateState,
+    GateStatus, Intent, IntentState,
+};
 
 /// Schema tag of every decision file.
 pub const DECISION_SCHEMA: &str = "tb.governor.decision.v1";
@@ -23,217 +28,15 @@ pub const DECISION_SCHEMA: &str = "tb.governor.decision.v1";
 /// Bumped only when replay or gate logic changes the decisions for the same inputs.
 pub const RULES_VERSION: u64 = 1;
 
-/// Whether a gate is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateStatus {
-    /// Not (or no longer) entered.
-    Inactive,
-    /// Entered.
-    Active,
-}
-
-/// What an intent asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Turn the gate's flag on (one epoch of notice).
-    Enter,
-    /// Turn it off (immediately).
-    Exit,
-}
-
-impl Action {
-    /// `enter` / `exit`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Enter => "enter",
-            Action::Exit => "exit",
-        }
-    }
-}
-
-/// Lifecycle of an intent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntentState {
-    /// Waiting for `epoch_apply`.
-    Pending,
-    /// Activated in apply mode: the runtime params changed.
-    Applied,
-    /// Activated in shadow mode: only the shadow params changed.
-    Shadowed,
-    /// An Exit of the same gate came first.
-    Superseded,
-    /// Dropped because the governor was paused.
-    Cancelled,
-}
-
-impl IntentState {
-    /// The state's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IntentState::Pending => "pending",
-            IntentState::Applied => "applied",
-            IntentState::Shadowed => "shadowed",
-            IntentState::Superseded => "superseded",
-            IntentState::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// An Enter or Exit decided at some epoch close.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Intent {
-    /// `{gate}-{epoch:08}-{enter|exit}`, unique by construction.
-    pub id: String,
-    /// The gate concerned.
-    pub gate: Gate,
-    /// Enter or exit.
-    pub action: Action,
-    /// Epoch whose close created it.
-    pub created_epoch: u64,
-    /// First epoch it governs; it is activated at the close of `epoch_apply − 1`.
-    pub epoch_apply: u64,
-    /// Why (the streak, or the operator's words).
-    pub reason: String,
-    /// The gate's metrics when it was created.
-    pub metrics: Metrics,
-    /// The snapshot it was decided on.
-    pub snapshot_hash: String,
-    /// State at the end of the close that wrote it.
-    pub state: IntentState,
-}
-
-/// A gate as recorded in a decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GateRecord {
-    /// The gate.
-    pub name: Gate,
-    /// State after this close.
-    pub state: GateStatus,
-    /// Consecutive ok epochs while inactive.
-    pub enter_streak: u64,
-    /// Consecutive bad epochs while active.
-    pub exit_streak: u64,
-    /// Knob: ok epochs needed to enter.
-    pub enter_streak_required: u64,
-    /// Knob: bad epochs needed to exit.
-    pub exit_streak_required: u64,
-    /// Enter conditions held this epoch.
-    pub enter_ok: bool,
-    /// Some exit condition held this epoch.
-    pub exit_bad: bool,
-    /// Readable explanation (free text, not compared across implementations).
-    pub reason: String,
-    /// The values judged.
-    pub metrics: Metrics,
-}
-
-/// An intent whose state changed during a close.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Activation {
-    /// The intent.
-    pub id: String,
-    /// Its new state.
-    pub outcome: IntentState,
-}
-
-/// The decision record of one closed epoch (docs/formats.md, "Decision file"); its JCS bytes are the decision file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // docs/formats.md, "Decision file", defines each field
-pub struct Decision {
-    pub schema: String,
-    pub epoch: u64,
-    pub first_height: u64,
-    pub last_height: u64,
-    pub mode: Mode,
-    pub snapshot: Snapshot,
-    pub snapshot_hash: String,
-    pub gates: Vec<GateRecord>,
-    pub intents: Vec<Intent>,
-    pub activations: Vec<Activation>,
-    pub reconciled: Vec<String>,
-    pub journal: Vec<JournalEvent>,
-    pub params: Params,
-    pub shadow_params: Params,
-    pub params_hash: String,
-    pub config_hash: String,
-    pub rules_version: u64,
-    pub prev_decision_hash: Option<String>,
-}
-
-/// A decision with its file bytes and hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosedDecision {
-    /// The record.
-    pub decision: Decision,
-    /// Its JCS bytes: the decision file.
-    pub bytes: Vec<u8>,
-    /// `decision_hash` = blake3(bytes), lowercase hex.
-    pub hash: String,
-}
-
-/// One gate's memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateState {
-    /// Entered or not.
-    pub state: GateStatus,
-    /// Consecutive ok epochs while inactive.
-    pub enter_streak: u64,
-    /// Consecutive bad epochs while active.
-    pub exit_streak: u64,
-}
-
-/// Everything the engine carries between closes; serialised, the engine part of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineState {
-    /// Per gate, in gate order.
-    pub gates: Vec<GateState>,
-    /// Intents still pending, in creation order.
-    pub pending: Vec<Intent>,
-    /// Mode after the last consumed journal event (shadow before any).
-    pub mode: Mode,
-    /// Mode of the last close; reconciliation happens on the first apply close after another mode.
-    pub last_close_mode: Option<Mode>,
-    /// Journal events with a smaller seq have been consumed.
-    pub next_journal_seq: u64,
-    /// The previous epoch's treasury inflow (economics gate).
-    pub prev_treasury_inflow: Option<u64>,
-    /// Per-gate flags counting applied and reconciled activations (drive `params`).
-    pub applied_flags: [bool; 8],
-    /// Per-gate flags counting every activation (drive `shadow_params`).
-    pub shadow_flags: [bool; 8],
-    /// Runtime params after the last close.
-    pub params: Params,
-    /// Shadow params after the last close.
-    pub shadow_params: Params,
-    /// Hash of the last decision file.
-    pub prev_decision_hash: Option<String>,
-    /// Epoch of the last close.
-    pub last_epoch: Option<u64>,
-}
-
-/// The decision-relevant settings of the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineConfig {
-    /// Thresholds and streak knobs.
-    pub gates: GatesConfig,
-    /// Copied into params.
-    pub proof_verification_budget_ms: u64,
-    /// Recorded in every decision.
-    pub config_hash: String,
-}
+/// An activation with its sort key: `(epoch_apply, gate index, action)`.
+type KeyedActivation = (u64, usize, Action, Activation);
 
 /// The gate engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
+    /// The settings every close is decided under.
     cfg: EngineConfig,
+    /// What the engine carries from one close to the next (checkpointed).
     state: EngineState,
 }
 
@@ -242,21 +45,18 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let budget = cfg.proof_verification_budget_ms;
         let state = EngineState {
-            gates: vec![
-                GateState {
-                    state: GateStatus::Inactive,
-                    enter_streak: 0,
-                    exit_streak: 0,
-                };
-                8
-            ],
+            gates: PerGate::from_fn(|_| GateState {
+                state: GateStatus::Inactive,
+                enter_streak: 0,
+                exit_streak: 0,
+            }),
             pending: Vec::new(),
             mode: Mode::Shadow,
             last_close_mode: None,
             next_journal_seq: 0,
             prev_treasury_inflow: None,
-            applied_flags: [false; 8],
-            shadow_flags: [false; 8],
+            applied_flags: PerGate::default(),
+            shadow_flags: PerGate::default(),
             params: Params::initial(budget),
             shadow_params: Params::initial(budget),
             prev_decision_hash: None,
@@ -296,130 +96,114 @@ impl Engine {
     ) -> ClosedDecision {
         let prev_inflow = self.state.prev_treasury_inflow;
         let judgements =
-            Gate::ALL.map(|g| gates::judge(g, &closed.snapshot, prev_inflow, &self.cfg.gates));
+            PerGate::from_fn(|g| gates::judge(g, &closed.snapshot, prev_inflow, &self.cfg.gates));
         self.close_judged(closed, journal, judgements)
     }
 
     /// [`Engine::close_epoch`] with the gates' judgements given rather than computed from the
     /// snapshot: the seam that lets streak and intent rules be tested on any verdict sequence.
+    /// The steps are those of docs/gates.md, "One close, step by step".
     pub fn close_judged(
         &mut self,
         closed: &ClosedEpoch,
         journal: &[JournalEvent],
-        judgements: [Judgement; 8],
+        judgements: PerGate<Judgement>,
     ) -> ClosedDecision {
         let snap = &closed.snapshot;
-        let e = snap.epoch;
-        let st = &mut self.state;
+        let (consumed, manual_exits) = self.consume_journal(snap.epoch, journal);
+        let mode = self.state.mode;
+        let (gates, mut intents) = self.judge_gates(closed, mode, judgements, &manual_exits);
+        let mut activations = self.supersede_pending(mode, &intents);
+        activations.extend(self.activate_due(snap.epoch, mode, &mut intents));
+        activations.sort_by_key(|(apply, gate, action, _)| (*apply, *gate, *action));
+        let reconciled = self.update_params(mode, &snap.controls);
+        self.record(Decision {
+            schema: DECISION_SCHEMA.to_owned(),
+            epoch: snap.epoch,
+            first_height: snap.first_height,
+            last_height: snap.last_height,
+            mode,
+            snapshot: snap.clone(),
+            snapshot_hash: closed.hash.clone(),
+            gates,
+            intents,
+            activations: activations.into_iter().map(|(_, _, _, a)| a).collect(),
+            reconciled,
+            journal: consumed,
+            params_hash: self.state.params.hash(),
+            params: self.state.params.clone(),
+            shadow_params: self.state.shadow_params.clone(),
+            config_hash: self.cfg.config_hash.clone(),
+            rules_version: RULES_VERSION,
+            prev_decision_hash: self.state.prev_decision_hash.clone(),
+        })
+    }
 
-        // 1. Journal events due at this close, before the gates.
+    /// Step 1, journal: consumes, in seq order, the events not yet consumed up to the first due
+    /// after epoch `e`, and sets the mode. Returns them, and per gate the reason of its first
+    /// manual exit among them.
+    fn consume_journal(
+        &mut self,
+        e: u64,
+        journal: &[JournalEvent],
+    ) -> (Vec<JournalEvent>, PerGate<Option<String>>) {
+        let st = &mut self.state;
         let mut consumed = Vec::new();
-        let mut manual_exits: Vec<(Gate, String)> = Vec::new();
+        let mut manual_exits = PerGate::<Option<String>>::default();
         let from = st.next_journal_seq;
         for ev in journal
             .iter()
             .filter(|ev| ev.seq >= from)
             .take_while(|ev| ev.effective_epoch <= e)
         {
-            match (ev.kind, ev.mode, ev.gate.as_deref().map(str::parse::<Gate>)) {
-                (EventKind::SetMode, Some(mode), _) => st.mode = mode,
-                (EventKind::ManualExit, _, Some(Ok(gate))) => manual_exits.push((
-                    gate,
-                    format!("manual exit by {}: {}", ev.operator, ev.reason),
-                )),
-                _ => {} // recorded and ignored: a malformed event never changes state
+            match &ev.kind {
+                EventKind::SetMode { mode } => st.mode = *mode,
+                EventKind::ManualExit { gate } => {
+                    // A name that is no gate is recorded and changes nothing.
+                    if let Ok(gate) = gate.parse::<Gate>() {
+                        manual_exits[gate].get_or_insert_with(|| {
+                            format!("manual exit by {}: {}", ev.operator, ev.reason)
+                        });
+                    }
+                }
+                // Not an input of the decision: one node's acknowledgement must not make its
+                // decisions differ from its peers'.
+                EventKind::AckPeer { .. } => {
+                    st.next_journal_seq = ev.seq + 1;
+                    continue;
+                }
             }
             st.next_journal_seq = ev.seq + 1;
             consumed.push(ev.clone());
         }
-        let mode = st.mode;
+        (consumed, manual_exits)
+    }
 
-        // 2. Gates, 3. intents.
-        let mut records = Vec::with_capacity(8);
-        let mut created: Vec<Intent> = Vec::new();
-        let mut activations: Vec<(u64, usize, Action, Activation)> = Vec::new();
-        for (gate, judgement) in Gate::ALL.into_iter().zip(judgements) {
-            let knobs = self
-                .cfg
-                .gates
-                .streaks()
-                .get(gate.index())
-                .map(|(_, s)| *s)
-                .unwrap_or(tb_config::StreakConfig {
-                    enter_streak_required: 3,
-                    exit_streak_required: 2,
-                    min_epochs: 2,
-                });
-            let g = &mut st.gates[gate.index()];
-            let mut action = None;
-            let reason;
-            if mode == Mode::Paused {
+    /// Steps 2 and 3, gates and intents: advances every gate's streaks on its judgement (none
+    /// is judged while paused); a gate that enters or exits emits an intent. Returns the gate
+    /// records and the new intents, both in gate order.
+    fn judge_gates(
+        &mut self,
+        closed: &ClosedEpoch,
+        mode: Mode,
+        judgements: PerGate<Judgement>,
+        manual_exits: &PerGate<Option<String>>,
+    ) -> (Vec<GateRecord>, Vec<Intent>) {
+        let e = closed.snapshot.epoch;
+        let mut records = Vec::with_capacity(Gate::ALL.len());
+        let mut created = Vec::new();
+        for (gate, judgement) in judgements {
+            let knobs = self.cfg.gates.streak(gate);
+            let g = &mut self.state.gates[gate];
+            let (action, reason) = if mode == Mode::Paused {
                 g.enter_streak = 0;
                 g.exit_streak = 0;
-                reason = format!("{gate}: paused, not judged");
+                (None, format!("{gate}: paused, not judged"))
             } else {
-                let manual = manual_exits.iter().find(|(mg, _)| *mg == gate);
-                match g.state {
-                    GateStatus::Inactive => {
-                        g.enter_streak = if judgement.enter_ok {
-                            g.enter_streak + 1
-                        } else {
-                            0
-                        };
-                        reason = explain(gate, &judgement.enter_fails, "enter conditions hold");
-                        if g.enter_streak >= knobs.enter_streak_required
-                            && e + 1 >= knobs.min_epochs
-                        {
-                            action = Some((
-                                Action::Enter,
-                                format!("{gate}: {} consecutive healthy epochs", g.enter_streak),
-                            ));
-                        }
-                    }
-                    GateStatus::Active => {
-                        g.exit_streak = if judgement.exit_bad {
-                            g.exit_streak + 1
-                        } else {
-                            0
-                        };
-                        reason = explain(gate, &judgement.exit_reasons, "within exit bands");
-                        if let Some((_, why)) = manual {
-                            action = Some((Action::Exit, why.clone()));
-                        } else if g.exit_streak >= knobs.exit_streak_required {
-                            action = Some((
-                                Action::Exit,
-                                format!(
-                                    "{gate}: {} consecutive bad epochs: {}",
-                                    g.exit_streak,
-                                    judgement.exit_reasons.join("; ")
-                                ),
-                            ));
-                        }
-                    }
-                }
-            }
-            if let Some((act, why)) = action {
-                g.state = match act {
-                    Action::Enter => GateStatus::Active,
-                    Action::Exit => GateStatus::Inactive,
-                };
-                g.enter_streak = 0;
-                g.exit_streak = 0;
-                let delay = match act {
-                    Action::Enter => 1,
-                    Action::Exit => 0,
-                };
-                created.push(Intent {
-                    id: format!("{gate}-{e:08}-{}", act.as_str()),
-                    gate,
-                    action: act,
-                    created_epoch: e,
-                    epoch_apply: e + 1 + delay,
-                    reason: why,
-                    metrics: judgement.metrics.clone(),
-                    snapshot_hash: closed.hash.clone(),
-                    state: IntentState::Pending,
-                });
+                advance(g, gate, &judgement, knobs, e, manual_exits[gate].as_deref())
+            };
+            if let Some((action, why)) = action {
+                created.push(new_intent(closed, gate, action, why, &judgement.metrics));
             }
             records.push(GateRecord {
                 name: gate,
@@ -434,10 +218,16 @@ impl Engine {
                 metrics: judgement.metrics,
             });
         }
+        (records, created)
+    }
 
-        // Supersede: an Exit created while the same gate's Enter is pending.
-        let mut still_pending = Vec::with_capacity(st.pending.len());
-        for mut intent in std::mem::take(&mut st.pending) {
+    /// Step 3, continued: a pending Enter whose gate has just emitted an Exit is superseded,
+    /// and while paused every pending intent is cancelled; the new intents join the pending
+    /// ones. Returns the activations of the intents taken off.
+    fn supersede_pending(&mut self, mode: Mode, created: &[Intent]) -> Vec<KeyedActivation> {
+        let mut activations = Vec::new();
+        let mut pending = Vec::with_capacity(self.state.pending.len() + created.len());
+        for mut intent in std::mem::take(&mut self.state.pending) {
             let exited = created
                 .iter()
                 .any(|c| c.gate == intent.gate && c.action == Action::Exit);
@@ -448,85 +238,73 @@ impl Engine {
                 intent.state = IntentState::Cancelled;
                 activations.push(activation(&intent));
             } else {
-                still_pending.push(intent);
+                pending.push(intent);
             }
         }
-        let mut index_of_created = Vec::new();
-        for (i, intent) in created.iter().enumerate() {
-            still_pending.push(intent.clone());
-            index_of_created.push((intent.id.clone(), i));
-        }
+        pending.extend_from_slice(created);
+        self.state.pending = pending;
+        activations
+    }
 
-        // Activation: every pending intent due by the next epoch.
+    /// Step 4, activation: every pending intent due by the next epoch (none while paused) is
+    /// applied in apply mode, shadowed otherwise, in (epoch_apply, gate, action) order, and
+    /// sets its gate's flags; an intent of this close in `created` records its outcome too.
+    fn activate_due(&mut self, e: u64, mode: Mode, created: &mut [Intent]) -> Vec<KeyedActivation> {
+        let st = &mut self.state;
         let outcome = match mode {
             Mode::Apply => IntentState::Applied,
             _ => IntentState::Shadowed,
         };
-        let mut pending = Vec::with_capacity(still_pending.len());
-        let mut due: Vec<Intent> = Vec::new();
-        for intent in still_pending {
-            if mode != Mode::Paused && intent.epoch_apply <= e + 1 {
-                due.push(intent);
-            } else {
-                pending.push(intent);
-            }
-        }
+        let (mut due, pending): (Vec<Intent>, Vec<Intent>) = std::mem::take(&mut st.pending)
+            .into_iter()
+            .partition(|intent| mode != Mode::Paused && intent.epoch_apply <= e + 1);
+        st.pending = pending;
         due.sort_by_key(|i| (i.epoch_apply, i.gate, i.action));
+        let mut activations = Vec::with_capacity(due.len());
         for mut intent in due {
             intent.state = outcome;
             let on = intent.action == Action::Enter;
-            st.shadow_flags[intent.gate.index()] = on;
+            st.shadow_flags[intent.gate] = on;
             if outcome == IntentState::Applied {
-                st.applied_flags[intent.gate.index()] = on;
+                st.applied_flags[intent.gate] = on;
             }
-            if let Some((_, i)) = index_of_created.iter().find(|(id, _)| *id == intent.id) {
-                created[*i].state = outcome;
+            if let Some(new) = created.iter_mut().find(|c| c.id == intent.id) {
+                new.state = outcome;
             }
             activations.push(activation(&intent));
         }
-        st.pending = pending;
-        activations.sort_by_key(|(apply, gate, action, _)| (*apply, *gate, *action));
+        activations
+    }
 
-        // Params: frozen while paused; reconciled on the first apply close after another mode.
-        let budget = self.cfg.proof_verification_budget_ms;
-        let mut reconciled = Vec::new();
-        if mode != Mode::Paused {
-            let controls = &snap.controls;
-            let mut params = Params::from_flags(&st.applied_flags, controls, budget);
-            let shadow = Params::from_flags(&st.shadow_flags, controls, budget);
-            if mode == Mode::Apply && st.last_close_mode != Some(Mode::Apply) {
-                reconciled = params.changed_fields(&shadow);
-                st.applied_flags = st.shadow_flags;
-                params = shadow.clone();
-            }
-            st.params = params;
-            st.shadow_params = shadow;
+    /// Step 5, params: both sets follow their flags on this close's `controls`, frozen while
+    /// paused. The first apply close after another mode sets `params` to `shadow_params`;
+    /// returns the fields that reconciliation changed.
+    fn update_params(&mut self, mode: Mode, controls: &Controls) -> Vec<String> {
+        if mode == Mode::Paused {
+            return Vec::new();
         }
-        st.last_close_mode = Some(mode);
-        st.prev_treasury_inflow = Some(snap.treasury_inflow_micro);
-        st.last_epoch = Some(e);
+        let st = &mut self.state;
+        let budget = self.cfg.proof_verification_budget_ms;
+        let mut params = Params::from_flags(&st.applied_flags, controls, budget);
+        let shadow = Params::from_flags(&st.shadow_flags, controls, budget);
+        let mut reconciled = Vec::new();
+        if mode == Mode::Apply && st.last_close_mode != Some(Mode::Apply) {
+            reconciled = params.changed_fields(&shadow);
+            st.applied_flags = st.shadow_flags;
+            params = shadow.clone();
+        }
+        st.params = params;
+        st.shadow_params = shadow;
+        reconciled
+    }
 
-        let decision = Decision {
-            schema: DECISION_SCHEMA.to_owned(),
-            epoch: e,
-            first_height: snap.first_height,
-            last_height: snap.last_height,
-            mode,
-            snapshot: snap.clone(),
-            snapshot_hash: closed.hash.clone(),
-            gates: records,
-            intents: created,
-            activations: activations.into_iter().map(|(_, _, _, a)| a).collect(),
-            reconciled,
-            journal: consumed,
-            params_hash: st.params.hash(),
-            params: st.params.clone(),
-            shadow_params: st.shadow_params.clone(),
-            config_hash: self.cfg.config_hash.clone(),
-            rules_version: RULES_VERSION,
-            prev_decision_hash: st.prev_decision_hash.clone(),
-        };
+    /// Step 6, decision: the record's file bytes and hash; the state remembers this close.
+    fn record(&mut self, decision: Decision) -> ClosedDecision {
         let tb_canonical::Canonical { bytes, hash } = tb_canonical::Canonical::of(&decision);
+        let st = &mut self.state;
+        st.last_close_mode = Some(decision.mode);
+        st.prev_treasury_inflow = Some(decision.snapshot.treasury_inflow_micro);
+        st.last_epoch = Some(decision.epoch);
         st.prev_decision_hash = Some(hash.clone());
         ClosedDecision {
             decision,
@@ -536,7 +314,90 @@ impl Engine {
     }
 }
 
-fn activation(intent: &Intent) -> (u64, usize, Action, Activation) {
+/// Step 2 for one gate, not paused: counts its streak on `judgement`; when the streak
+/// completes (or, for an active gate, a manual exit is due) the gate enters or exits and both
+/// streaks restart. Returns that action with its reason, and the gate's readable reason.
+fn advance(
+    g: &mut GateState,
+    gate: Gate,
+    judgement: &Judgement,
+    knobs: StreakConfig,
+    e: u64,
+    manual_exit: Option<&str>,
+) -> (Option<(Action, String)>, String) {
+    let (action, reason) = match g.state {
+        GateStatus::Inactive => {
+            g.enter_streak = if judgement.enter_ok {
+                g.enter_streak + 1
+            } else {
+                0
+            };
+            let reason = explain(gate, &judgement.enter_fails, "enter conditions hold");
+            let enter = g.enter_streak >= knobs.enter_streak_required && e + 1 >= knobs.min_epochs;
+            let why = || format!("{gate}: {} consecutive healthy epochs", g.enter_streak);
+            (enter.then(|| (Action::Enter, why())), reason)
+        }
+        GateStatus::Active => {
+            g.exit_streak = if judgement.exit_bad {
+                g.exit_streak + 1
+            } else {
+                0
+            };
+            let reason = explain(gate, &judgement.exit_reasons, "within exit bands");
+            let why = match manual_exit {
+                Some(why) => Some(why.to_owned()),
+                None => (g.exit_streak >= knobs.exit_streak_required).then(|| {
+                    format!(
+                        "{gate}: {} consecutive bad epochs: {}",
+                        g.exit_streak,
+                        judgement.exit_reasons.join("; ")
+                    )
+                }),
+            };
+            (why.map(|why| (Action::Exit, why)), reason)
+        }
+    };
+    if let Some((action, _)) = &action {
+        *g = GateState {
+            state: match action {
+                Action::Enter => GateStatus::Active,
+                Action::Exit => GateStatus::Inactive,
+            },
+            enter_streak: 0,
+            exit_streak: 0,
+        };
+    }
+    (action, reason)
+}
+
+/// Step 3 for one gate: the intent it emits at the close of `closed`. An Enter applies after
+/// one epoch of notice, an Exit from the next epoch.
+fn new_intent(
+    closed: &ClosedEpoch,
+    gate: Gate,
+    action: Action,
+    reason: String,
+    metrics: &Metrics,
+) -> Intent {
+    let e = closed.snapshot.epoch;
+    let delay = match action {
+        Action::Enter => 1,
+        Action::Exit => 0,
+    };
+    Intent {
+        id: format!("{gate}-{e:08}-{}", action.as_str()),
+        gate,
+        action,
+        created_epoch: e,
+        epoch_apply: e + 1 + delay,
+        reason,
+        metrics: metrics.clone(),
+        snapshot_hash: closed.hash.clone(),
+        state: IntentState::Pending,
+    }
+}
+
+fn activation(intent: &Intent) -> KeyedActivation {
     (
         intent.epoch_apply,
         intent.gate.index(),

@@ -1,6 +1,7 @@
 //! Runtime parameters (docs/gates.md, step 5): what node integrators read from `runtime/params.json`.
 
 use serde::{Deserialize, Serialize};
+use tb_config::PerGate;
 use tb_replay::snapshot::{Controls, PerMarket};
 
 use super::gates::Gate;
@@ -38,9 +39,9 @@ pub struct Params {
 }
 
 impl Params {
-    /// The params for the per-gate `flags` (gate order) and this close's `controls`.
-    pub fn from_flags(flags: &[bool; 8], controls: &Controls, budget_ms: u64) -> Params {
-        let on = |g: Gate| flags[g.index()];
+    /// The params for the per-gate `flags` and this close's `controls`.
+    pub fn from_flags(flags: &PerGate<bool>, controls: &Controls, budget_ms: u64) -> Params {
+        let on = |g: Gate| flags[g];
         let mode = |g: Gate| {
             if on(g) {
                 MarketMode::Trade

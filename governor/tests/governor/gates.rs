@@ -2,7 +2,7 @@
 //! just inside and just outside, on a mutated copy of a realistic snapshot (the healthy
 //! vector's epoch 2, on which every gate is `enter_ok` and none `exit_bad`).
 
-use tb_config::GatesConfig;
+use tb_config::{GatesConfig, PerGate, GATE_NAMES};
 use tb_governor::engine::gates::judge;
 use tb_governor::engine::Gate;
 use tb_replay::snapshot::{MarketStats, TierStats};
@@ -47,6 +47,31 @@ fn tier_mut(s: &mut Snapshot, gate: Gate) -> &mut TierStats {
         Gate::AdPresence => &mut s.ad_tiers.presence,
         other => panic!("{other} is not an ad tier gate"),
     }
+}
+
+#[test]
+fn per_gate_values_follow_the_fixed_gate_order() {
+    let names = PerGate::from_fn(Gate::as_str);
+    let order: Vec<Gate> = names.iter().map(|(gate, _)| gate).collect();
+    assert_eq!(order, Gate::ALL);
+    for (gate, name) in names {
+        assert_eq!(names[gate], name);
+        assert_eq!(name.parse::<Gate>(), Ok(gate));
+        assert_eq!(serde_json::to_string(&gate).unwrap(), format!("{name:?}"));
+    }
+    assert_eq!(
+        names.map(str::len)[Gate::AdContextual],
+        "ad_contextual".len()
+    );
+    assert_eq!(
+        serde_json::to_string(&names).unwrap(),
+        serde_json::to_string(&GATE_NAMES).unwrap()
+    );
+    assert_eq!(
+        "nope".parse::<Gate>().unwrap_err().to_string(),
+        "unknown gate \"nope\" (one of: economics, storage, compute, energy, ad, ad_contextual, \
+         ad_presence, operational)"
+    );
 }
 
 #[test]

@@ -47,17 +47,11 @@ impl Harness {
     }
 
     /// Appends a journal event (next seq) and returns it.
-    fn push(&mut self, effective_epoch: u64, kind: EventKind, arg: &str) -> JournalEvent {
-        let (mode, gate) = match kind {
-            EventKind::SetMode => (Some(arg.parse::<Mode>().unwrap()), None),
-            EventKind::ManualExit => (None, Some(arg.to_owned())),
-        };
+    fn push(&mut self, effective_epoch: u64, kind: EventKind) -> JournalEvent {
         let ev = JournalEvent {
             seq: self.journal.len() as u64,
             effective_epoch,
             kind,
-            mode,
-            gate,
             reason: format!("reason {}", self.journal.len()),
             operator: "alice".to_owned(),
         };
@@ -66,11 +60,13 @@ impl Harness {
     }
 
     fn set_mode(&mut self, effective_epoch: u64, mode: &str) -> JournalEvent {
-        self.push(effective_epoch, EventKind::SetMode, mode)
+        let mode = mode.parse().unwrap();
+        self.push(effective_epoch, EventKind::SetMode { mode })
     }
 
     fn manual_exit(&mut self, effective_epoch: u64, gate: &str) -> JournalEvent {
-        self.push(effective_epoch, EventKind::ManualExit, gate)
+        let gate = gate.to_owned();
+        self.push(effective_epoch, EventKind::ManualExit { gate })
     }
 
     /// Closes the next epoch (base snapshot) with these verdicts.
@@ -542,6 +538,22 @@ fn economics_sees_the_previous_epochs_inflow_across_a_restore() {
     assert!(d.gates[0].enter_ok, "998·2 ≥ 499");
 }
 
+#[test]
+fn engine_state_keeps_per_gate_values_as_arrays_in_gate_order() {
+    let engine = Engine::new(engine_config(GatesConfig::default()));
+    let text = serde_json::to_string(engine.state()).unwrap();
+    let gate = r#"{"state":"inactive","enter_streak":0,"exit_streak":0}"#;
+    let gates = format!(r#"{{"gates":[{}],"#, [gate; 8].join(","));
+    assert!(text.starts_with(&gates), "{text}");
+    let flags = ["false"; 8].join(",");
+    let both = format!(r#","applied_flags":[{flags}],"shadow_flags":[{flags}],"#);
+    assert!(text.contains(&both), "{text}");
+    // A checkpoint holding other than eight gates is refused.
+    let seven = text.replacen(&format!("{gate},"), "", 1);
+    assert!(serde_json::from_str::<EngineState>(&seven).is_err());
+    assert!(serde_json::from_str::<EngineState>(&text).is_ok());
+}
+
 const LINE0: &str = r#"{"seq":0,"effective_epoch":0,"kind":"set_mode","mode":"shadow","reason":"first start","operator":"daemon"}"#;
 const LINE1: &str = r#"{"seq":1,"effective_epoch":7,"kind":"manual_exit","gate":"storage","reason":"recall","operator":"alice"}"#;
 
@@ -554,28 +566,24 @@ fn parse_journal_reads_events_in_order() {
             JournalEvent {
                 seq: 0,
                 effective_epoch: 0,
-                kind: EventKind::SetMode,
-                mode: Some(Mode::Shadow),
-                gate: None,
+                kind: EventKind::SetMode { mode: Mode::Shadow },
                 reason: "first start".to_owned(),
                 operator: "daemon".to_owned(),
             },
             JournalEvent {
                 seq: 1,
                 effective_epoch: 7,
-                kind: EventKind::ManualExit,
-                mode: None,
-                gate: Some("storage".to_owned()),
+                kind: EventKind::ManualExit {
+                    gate: "storage".to_owned(),
+                },
                 reason: "recall".to_owned(),
                 operator: "alice".to_owned(),
             },
         ]
     );
-    // Written back, each event is the same line.
+    // Written back, each event is the same line, byte for byte.
     for (ev, line) in events.iter().zip([LINE0, LINE1]) {
-        let a: serde_json::Value = serde_json::to_value(ev).unwrap();
-        let b: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(a, b);
+        assert_eq!(serde_json::to_string(ev).unwrap(), line);
     }
     assert!(parse_journal("").unwrap().is_empty());
 }
@@ -600,6 +608,8 @@ fn parse_journal_rejects_bad_events() {
     let late_start = LINE0.replace(r#""seq":0"#, r#""seq":1"#);
     let no_mode = LINE0.replace(r#","mode":"shadow""#, "");
     let no_gate = LINE1.replace(r#","gate":"storage""#, "");
+    let mode_and_gate = LINE0.replace(r#","reason""#, r#","gate":"storage","reason""#);
+    let gate_and_mode = LINE1.replace(r#","reason""#, r#","mode":"apply","reason""#);
     let unknown_field = LINE1.replace(r#""operator""#, r#""extra":1,"operator""#);
     let unknown_mode = LINE0.replace(r#""shadow""#, r#""turbo""#);
     let unknown_kind = LINE0.replace("set_mode", "set_speed");
@@ -611,6 +621,12 @@ fn parse_journal_rejects_bad_events() {
         (
             "manual_exit without gate",
             format!("{LINE0}\n{no_gate}\n"),
+            2,
+        ),
+        ("set_mode with a gate", format!("{mode_and_gate}\n"), 1),
+        (
+            "manual_exit with a mode",
+            format!("{LINE0}\n{gate_and_mode}\n"),
             2,
         ),
         ("unknown field", format!("{LINE0}\n{unknown_field}\n"), 2),

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use proptest::prelude::*;
-use tb_config::{GatesConfig, Mode, StreakConfig};
+use tb_config::{GatesConfig, Mode, PerGate, StreakConfig};
 use tb_governor::engine::{
     Action, ClosedDecision, Engine, EngineConfig, EngineState, EventKind, Gate, GateStatus,
     IntentState, JournalEvent, Judgement, Params,
@@ -48,8 +48,8 @@ pub(crate) fn config_with(knobs: &[StreakConfig; 8]) -> EngineConfig {
     engine_config(gates)
 }
 
-pub(crate) fn judgements(v: &Verdicts) -> [Judgement; 8] {
-    v.map(|(ok, bad)| verdict(ok, bad))
+pub(crate) fn judgements(v: &Verdicts) -> PerGate<Judgement> {
+    PerGate::from(*v).map(|(ok, bad)| verdict(ok, bad))
 }
 
 /// Runs a fresh engine (initial `mode`) over `verdicts`, epoch 0 onwards.
@@ -200,7 +200,7 @@ fn check_rules(
         assert_eq!(got, want_activations, "activations at {e}");
         assert_eq!(
             d.shadow_params,
-            Params::from_flags(&flags, &d.snapshot.controls, budget),
+            Params::from_flags(&PerGate::from(flags), &d.snapshot.controls, budget),
             "shadow params at {e}"
         );
         assert!(d.reconciled.is_empty(), "reconciled at {e}");
@@ -238,22 +238,21 @@ fn journal_strategy(max_epoch: u64) -> impl Strategy<Value = Vec<JournalEvent>> 
         evs.into_iter()
             .enumerate()
             .map(|(seq, (eff, kind, gate))| {
-                let (kind, mode, gate) = match kind {
-                    0 => (EventKind::SetMode, Some(Mode::Shadow), None),
-                    1 => (EventKind::SetMode, Some(Mode::Apply), None),
-                    2 => (EventKind::SetMode, Some(Mode::Paused), None),
-                    _ => (
-                        EventKind::ManualExit,
-                        None,
-                        Some(Gate::ALL.get(gate).map_or("no_such_gate", |g| g.as_str())),
-                    ),
+                let kind = match kind {
+                    0 => EventKind::SetMode { mode: Mode::Shadow },
+                    1 => EventKind::SetMode { mode: Mode::Apply },
+                    2 => EventKind::SetMode { mode: Mode::Paused },
+                    _ => EventKind::ManualExit {
+                        gate: Gate::ALL
+                            .get(gate)
+                            .map_or("no_such_gate", |g| g.as_str())
+                            .to_owned(),
+                    },
                 };
                 JournalEvent {
                     seq: seq as u64,
                     effective_epoch: eff,
                     kind,
-                    mode,
-                    gate: gate.map(str::to_owned),
                     reason: format!("event {seq}"),
                     operator: "prop".to_owned(),
                 }
@@ -383,7 +382,7 @@ fn check_journal_invariants(
             .cloned()
             .collect();
         for ev in &due {
-            if let Some(m) = ev.mode {
+            if let EventKind::SetMode { mode: m } = ev.kind {
                 mode = m;
             }
         }
@@ -422,9 +421,9 @@ fn check_journal_invariants(
         // A manual exit of a gate active before this close exits it now, with the operator's
         // words; on an inactive gate it is recorded and ignored.
         for gate in Gate::ALL {
-            let manual = due.iter().find(|ev| {
-                ev.kind == EventKind::ManualExit && ev.gate.as_deref() == Some(gate.as_str())
-            });
+            let manual = due.iter().find(
+                |ev| matches!(&ev.kind, EventKind::ManualExit { gate: g } if g == gate.as_str()),
+            );
             let exit = d
                 .intents
                 .iter()

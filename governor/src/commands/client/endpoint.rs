@@ -343,6 +343,14 @@ mod tests {
                 effective_epoch: 12,
             })
         }
+        async fn ack_peer(
+            &self,
+            _peer: String,
+            _reason: String,
+            _operator: String,
+        ) -> RpcResult<JournalReceipt> {
+            Err(err(UNAUTHORIZED, "unauthorized"))
+        }
     }
 
     fn endpoint(url: String, token: Option<&str>) -> Endpoint {

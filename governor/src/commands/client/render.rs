@@ -110,9 +110,11 @@ fn status_peers(f: &mut Formatter<'_>, peers: &[PeerStatus]) -> fmt::Result {
     if peers.is_empty() {
         return Ok(());
     }
-    f.write_str("
+    f.write_str(
+        "
 Peers
-")?;
+",
+    )?;
     let rows: Vec<(&str, String)> = peers
         .iter()
         .map(|p| (p.url.as_str(), PeerLine(p).to_string()))
