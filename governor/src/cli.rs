@@ -440,6 +440,9 @@ pub struct PeerAckArgs {
     /// Bearer token.
     #[command(flatten)]
     pub token: TokenArgs,
+    /// Endpoint and output.
+    #[command(flatten)]
+    pub rpc: RpcArgs,
 }
 
 /// `tb-cli governor compare`.

@@ -132,6 +132,37 @@ pub fn compare(mine: &[EpochHashes], theirs: &[EpochHashes], scope: Scope) -> Ou
     outcome
 }
 
+/// A decision file as compared: its hashes for `epoch` (its own blake3 and the snapshot hash it
+/// records) and the `config_hash` it was made under.
+pub fn decision_hashes(
+    epoch: u64,
+    bytes: &[u8],
+) -> Result<(EpochHashes, String), serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Head {
+        snapshot_hash: String,
+        config_hash: String,
+    }
+    let head: Head = serde_json::from_slice(bytes)?;
+    let hashes = EpochHashes {
+        epoch,
+        snapshot_hash: head.snapshot_hash,
+        decision_hash: tb_canonical::hash_hex(bytes),
+    };
+    Ok((hashes, head.config_hash))
+}
+
+/// The canonical bytes of the snapshot inside a decision file, for listing the fields two
+/// snapshots differ in; `None` when `bytes` holds no snapshot.
+pub fn decision_snapshot(bytes: &[u8]) -> Option<Vec<u8>> {
+    #[derive(Deserialize)]
+    struct WithSnapshot {
+        snapshot: serde_json::Value,
+    }
+    let d: WithSnapshot = serde_json::from_slice(bytes).ok()?;
+    Some(tb_canonical::to_vec(&d.snapshot))
+}
+
 /// Whether `text` is a hash as the governor writes one: 64 lowercase hex digits.
 pub fn is_hash(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tb_decisions::RecordStore;
 
 use crate::cli::CompareArgs;
@@ -201,13 +201,6 @@ async fn from_rpc(url: &str, timeout: Duration) -> Result<Node> {
     })
 }
 
-/// The fields of a decision file a comparison needs.
-#[derive(Deserialize)]
-struct Head {
-    snapshot_hash: String,
-    config_hash: String,
-}
-
 fn from_dir(dir: &Path) -> Result<Node> {
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     let store = RecordStore::open(dir, "decision")?;
@@ -217,14 +210,10 @@ fn from_dir(dir: &Path) -> Result<Node> {
         let Some(bytes) = store.read(epoch)? else {
             continue;
         };
-        let head: Head = serde_json::from_slice(&bytes)
+        let (hashes, config) = fleet::decision_hashes(epoch, &bytes)
             .with_context(|| format!("{}: not a decision file", store.path(epoch).display()))?;
-        config_hash = head.config_hash;
-        epochs.push(EpochHashes {
-            epoch,
-            snapshot_hash: head.snapshot_hash,
-            decision_hash: tb_canonical::hash_hex(&bytes),
-        });
+        config_hash = config;
+        epochs.push(hashes);
     }
     Ok(Node {
         name: dir.display().to_string(),
@@ -294,10 +283,6 @@ async fn diverged(reference: &Node, node: &Node, mismatch: Mismatch) -> Verdict 
 
 /// The canonical bytes of `node`'s snapshot of `epoch`, if it can be had.
 async fn snapshot(node: &Node, epoch: u64) -> Option<Vec<u8>> {
-    #[derive(Deserialize)]
-    struct WithSnapshot {
-        snapshot: serde_json::Value,
-    }
     match &node.source {
         Source::Rpc(client) => match client.snapshot(epoch).await {
             Ok(r) => Some(tb_canonical::to_vec(&r.snapshot)),
@@ -306,11 +291,7 @@ async fn snapshot(node: &Node, epoch: u64) -> Option<Vec<u8>> {
                 None
             }
         },
-        Source::Dir(store) => {
-            let bytes = store.read(epoch).ok()??;
-            let d: WithSnapshot = serde_json::from_slice(&bytes).ok()?;
-            Some(tb_canonical::to_vec(&d.snapshot))
-        }
+        Source::Dir(store) => fleet::decision_snapshot(&store.read(epoch).ok()??),
     }
 }
 

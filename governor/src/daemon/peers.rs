@@ -500,22 +500,14 @@ fn cut(text: &str) -> String {
 
 /// This node's hashes of `epochs` (a missing file is skipped: the comparison needs both sides).
 fn local_hashes(store: &tb_decisions::RecordStore, epochs: &[u64]) -> Result<Vec<EpochHashes>> {
-    #[derive(Deserialize)]
-    struct Head {
-        snapshot_hash: String,
-    }
     let mut out = Vec::with_capacity(epochs.len());
     for &epoch in epochs {
         let Some(bytes) = store.read(epoch)? else {
             continue;
         };
-        let head: Head = serde_json::from_slice(&bytes)
+        let (hashes, _) = fleet::decision_hashes(epoch, &bytes)
             .with_context(|| format!("{}: not a decision", store.path(epoch).display()))?;
-        out.push(EpochHashes {
-            epoch,
-            snapshot_hash: head.snapshot_hash,
-            decision_hash: tb_canonical::hash_hex(&bytes),
-        });
+        out.push(hashes);
     }
     Ok(out)
 }
@@ -530,14 +522,8 @@ async fn snapshot_fields(peer: &Peer, shared: &Shared, epoch: u64) -> Vec<String
             return Vec::new();
         }
     };
-    #[derive(Deserialize)]
-    struct WithSnapshot {
-        snapshot: serde_json::Value,
-    }
     let mine = match shared.node.decisions.read(epoch) {
-        Ok(Some(bytes)) => serde_json::from_slice::<WithSnapshot>(&bytes)
-            .map(|d| tb_canonical::to_vec(&d.snapshot))
-            .ok(),
+        Ok(Some(bytes)) => fleet::decision_snapshot(&bytes),
         _ => None,
     };
     match mine {

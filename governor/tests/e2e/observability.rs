@@ -406,6 +406,8 @@ fn every_alert_rule_passes_promtool_and_its_unit_tests() {
         "GovernorDecisionUnsigned",
         "GovernorDecisionUnverified",
         "GovernorProofLatencyOverBudget",
+        "GovernorPeerDiverged",
+        "GovernorPeerUnreachable",
     ] {
         assert!(names.contains(wanted), "{wanted} missing from the rules");
     }

@@ -227,9 +227,9 @@ pub fn peers(args: &PeersArgs) -> Result<bool> {
     if let Some(PeersAction::Ack(ack)) = &args.action {
         check_words(&ack.reason, "--reason")?;
         check_words(&ack.operator, "--operator")?;
-        let endpoint = Endpoint::from_args(&args.rpc, Some(&ack.token));
+        let endpoint = Endpoint::from_args(&ack.rpc, Some(&ack.token));
         let receipt = block_on(ack_peer(&endpoint, &ack.peer, &ack.reason, &ack.operator))??;
-        if args.rpc.json {
+        if ack.rpc.json {
             print_json(&receipt)?;
         } else {
             outln!(
