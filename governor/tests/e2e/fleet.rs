@@ -362,8 +362,17 @@ fn sim_feed(sim: &Sim, node: &Node, range: std::ops::Range<usize>) {
 }
 
 #[test]
-fn a_peer_that_answers_garbage_is_unreachable_not_diverged() {
+fn a_peer_that_answers_garbage_or_never_is_unreachable_not_diverged() {
     let sim = Sim::new("healthy", 2, BLOCKS);
+    // A "governor" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
+        }
+    });
     // A "governor" whose status carries a config hash that is no hash.
     let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fake_url = format!("http://{}", fake.local_addr().unwrap());
@@ -386,15 +395,18 @@ fn a_peer_that_answers_garbage_is_unreachable_not_diverged() {
     let dir = &sim.dir;
     let config = Config::new(dir, BLOCKS)
         .rpc_extra(&format!(
-            "[peers]\nurls = [{fake_url:?}]\npoll_ms = {POLL_MS}"
+            "[peers]\nurls = [{fake_url:?}, {silent_url:?}]\npoll_ms = {POLL_MS}\ntimeout_ms = 300"
         ))
         .write(&dir.join("a.toml"));
     std::fs::create_dir_all(dir.join("chain")).unwrap();
     sim.feed("chain/blocks.jsonl", 0..BLOCKS);
     let a = Daemon::start(&config, &dir.join("a.log"));
-    let st = a.wait_status("the garbage peer to be unreachable", |s| {
-        state_of(s, &fake_url).0 == "unreachable"
+    let st = a.wait_status("both bad peers to be unreachable", |s| {
+        state_of(s, &fake_url).0 == "unreachable" && state_of(s, &silent_url).0 == "unreachable"
     });
+    let silent_error = peer(&st, &silent_url)["error"].as_str().unwrap();
+    assert!(silent_error.contains("governor.status"), "{st:#}");
+    assert!(peer(&st, &silent_url)["divergence"].is_null());
     let p = peer(&st, &fake_url);
     assert!(p["divergence"].is_null(), "{st:#}");
     assert!(
