@@ -935,3 +935,95 @@ proptest! {
         prop_assert_eq!(parse_bool(&s), expected);
     }
 }
+
+#[test]
+fn peers_are_checked_and_never_change_the_config_hash() {
+    let text = "[peers]\nurls = [\"http://10.0.0.2:7878\", \"http://10.0.0.3:7878/rpc\"]\n\
+                poll_ms = 1000\ntokens = { \"http://10.0.0.3:7878/rpc\" = \"peer-secret\" }\n";
+    let c = Config::from_toml_str(text, "p.toml").unwrap();
+    assert_eq!(c.peers.urls.len(), 2);
+    assert_eq!(c.peers.poll_ms, 1000);
+    assert_eq!(c.peers.timeout_ms, 2_000);
+    assert_eq!(
+        c.peers.tokens["http://10.0.0.3:7878/rpc"].expose(),
+        "peer-secret"
+    );
+    assert!(!format!("{c:?}").contains("peer-secret"));
+    let plain = Config::default();
+    assert_eq!(c.config_hash("ab"), plain.config_hash("ab"));
+    assert_eq!(c.replay_config_hash("ab"), plain.replay_config_hash("ab"));
+
+    // The replay hash ignores the gates; the config hash does not.
+    let mut gated = Config::default();
+    gated.gates.storage.enter_streak_required += 1;
+    assert_ne!(gated.config_hash("ab"), plain.config_hash("ab"));
+    assert_eq!(
+        gated.replay_config_hash("ab"),
+        plain.replay_config_hash("ab")
+    );
+    let mut epochs = Config::default();
+    epochs.governor.epoch_blocks += 1;
+    assert_ne!(
+        epochs.replay_config_hash("ab"),
+        plain.replay_config_hash("ab")
+    );
+    assert_ne!(
+        plain.replay_config_hash("ab"),
+        plain.replay_config_hash("cd")
+    );
+
+    for (bad, key, says) in [
+        (
+            "urls = [\"10.0.0.2:7878\"]",
+            "peers.urls",
+            "is not a peer URL",
+        ),
+        (
+            "urls = [\"http://:7878\"]",
+            "peers.urls",
+            "is not a peer URL",
+        ),
+        ("urls = [\"http://h\"]", "peers.urls", "is not a peer URL"),
+        (
+            "urls = [\"http://h:1\", \"http://h:1\"]",
+            "peers.urls",
+            "listed twice",
+        ),
+        (
+            "urls = [\"http://h:1\"]\ntokens = { \"http://x:1\" = \"t\" }",
+            "peers.tokens",
+            "not one of peers.urls",
+        ),
+        (
+            "urls = [\"http://h:1\"]\ntokens = { \"http://h:1\" = \"\" }",
+            "peers.tokens",
+            "must not be empty",
+        ),
+        ("poll_ms = 99", "peers.poll_ms", "at least 100"),
+        ("timeout_ms = 0", "peers.timeout_ms", "at least 1"),
+    ] {
+        let err = Config::from_toml_str(&format!("[peers]\n{bad}\n"), "p.toml").unwrap_err();
+        assert_eq!(invalid_key(&err), ("p.toml", key), "{bad}: {err}");
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+
+    // TB_GOVERNOR_PEERS replaces the list (comma-separated, blanks ignored) and is named in
+    // errors.
+    let c = load_env(&[("TB_GOVERNOR_PEERS", " http://a:1 , ,http://b:2")]).unwrap();
+    assert_eq!(c.peers.urls, ["http://a:1", "http://b:2"]);
+    let err = load_env(&[("TB_GOVERNOR_PEERS", "http://a:1,nope")]).unwrap_err();
+    assert_eq!(
+        invalid_key(&err),
+        ("environment variable TB_GOVERNOR_PEERS", "peers.urls")
+    );
+
+    // A parse error on a line of [peers.tokens] does not show the line.
+    let err = Config::from_toml_str(
+        "[peers]\nurls = [\"http://h:1\"]\n[peers.tokens]\n\"http://h:1\" = hunter4\n",
+        "p.toml",
+    )
+    .unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("hunter4"), "{shown}");
+    assert!(shown.contains("line 4"), "{shown}");
+}

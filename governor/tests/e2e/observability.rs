@@ -536,10 +536,11 @@ fn dashboard_is_importable_and_names_only_series_the_daemon_exports() {
         );
     }
 
-    // Every series a panel or a rule names is one the daemon exports.
+    // Every series a panel or a rule names is one the daemon exports. With a peer configured
+    // (nothing listens on port 9), so that the per-peer series exist too.
     let s = Setup::demo();
     s.feed(0..=2);
-    let daemon = s.start(&[]);
+    let daemon = s.start(&[("TB_GOVERNOR_PEERS", "http://127.0.0.1:9")]);
     daemon.wait_caught_up(2, 3 * L as u64 - 1);
     let m = http_request(&daemon.addr, "GET", "/metrics", &[], b"").unwrap();
     assert_eq!(m.status, 200);
