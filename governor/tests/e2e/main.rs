@@ -6,6 +6,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod http_limits;
+mod logs;
 mod observability;
 mod offline;
 mod pipes;
