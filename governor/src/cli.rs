@@ -84,6 +84,21 @@ pub struct RunArgs {
     /// governor.toml; TB_* environment variables apply on top.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// How the log on stderr is written [default: $TB_GOVERNOR_LOG_FORMAT, else text].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Environment variable consulted when `--log-format` is not given.
+pub const LOG_FORMAT_ENV: &str = "TB_GOVERNOR_LOG_FORMAT";
+
+/// How the daemon writes its log to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per line (timestamp, level, target, message, fields), for log shippers.
+    Json,
 }
 
 /// `tb-governor keygen`.

@@ -169,10 +169,10 @@ impl JournalFile {
                 .and_then(|()| f.sync_all())
                 .map_err(|source| self.io(source))?;
             tracing::warn!(
-                file = %self.path.display(),
+                path = %self.path.display(),
                 bytes = torn,
-                "cut off an unterminated last journal line of {torn} bytes (an append interrupted \
-                 before it was acknowledged)"
+                "cut off an unterminated last journal line (an append interrupted before it was \
+                 acknowledged)"
             );
             self.torn = 0;
         }
@@ -242,7 +242,7 @@ impl JournalFile {
                 .and_then(|()| f.sync_all())
                 .map_err(|source| self.io(source))?;
             tracing::warn!(
-                file = %self.path.display(),
+                path = %self.path.display(),
                 bytes = on_disk - self.len,
                 "cut off the partial line of an earlier failed append"
             );

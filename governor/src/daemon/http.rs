@@ -214,7 +214,7 @@ async fn complete_envelope(resp: http::Response<HttpBody>) -> http::Response<Htt
     let bytes = match body.collect().await {
         Ok(c) => c.to_bytes().to_vec(),
         Err(e) => {
-            tracing::debug!("reading a contract-cli response failed: {e}");
+            tracing::debug!(error = %e, "reading a contract-cli response failed");
             return plain(500, "text/plain", "internal error\n".to_owned());
         }
     };
@@ -503,7 +503,7 @@ pub async fn serve(
             let stopped = stop_handle.clone().shutdown();
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(sock, svc, stopped).await {
-                    tracing::debug!("connection ended: {e}");
+                    tracing::debug!(error = %e, "connection ended");
                 }
                 drop(slot);
             });

@@ -64,7 +64,7 @@ impl Ingest {
         // A crash between the checkpoint and the params file leaves the params one close
         // behind: bring them up to date (apply mode only, and only if they differ).
         if let Err(e) = self.apply_params(true) {
-            tracing::error!("republishing runtime params failed: {e:#}");
+            tracing::error!(error = %format!("{e:#}"), "republishing runtime params failed");
         }
         loop {
             let progressed = match self.step() {
@@ -129,7 +129,7 @@ impl Ingest {
     /// Halts ingestion: logs `why`, shows it as the stall (`halted: …`), and waits for shutdown;
     /// nothing more is ingested until an operator fixes the cause and restarts.
     fn halt(&self, why: &str, stop: &Receiver<()>) {
-        tracing::error!("ingest halted: {why}");
+        tracing::error!(error = %why, "ingest halted");
         self.shared.halt(why);
         let _ = stop.recv();
     }
@@ -150,7 +150,7 @@ impl Ingest {
             match self.backlog.update(before, self.reader.position()) {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::debug!("counting the receipt backlog failed: {e}");
+                    tracing::debug!(error = %e, "counting the receipt backlog failed");
                     return;
                 }
             }
@@ -190,6 +190,15 @@ impl Ingest {
             .inspect_err(|_| {
                 shared.metrics.governor_decision_write_failures.inc();
             })?;
+        // Logged before it is published, so a close seen in status is already in the log.
+        tracing::info!(
+            epoch,
+            file = %position.file,
+            line = position.line,
+            mode = %decision.decision.mode,
+            decision_hash = %decision.hash,
+            "epoch closed"
+        );
         shared.publish_close(Close {
             snapshot: &closed.snapshot,
             decision,
@@ -246,17 +255,19 @@ impl Ingest {
             if mode != Mode::Apply {
                 if current.as_deref() != Some(&bytes[..]) {
                     tracing::warn!(
-                        "{path} does not hold the params of the last apply-mode close (epoch \
-                         {}); the mode is now {mode}, so it is not rewritten and the hook is not \
-                         run",
-                        doc.epoch_effective - 1
+                        path = %path,
+                        epoch = doc.epoch_effective - 1,
+                        mode = %mode,
+                        "the runtime params file does not hold the params of the last apply-mode \
+                         close; the mode is no longer apply, so it is not rewritten and the hook \
+                         is not run"
                     );
                 }
                 return Ok(());
             }
         }
         if current.as_deref() == Some(&bytes[..]) {
-            tracing::debug!("{path} is up to date: not rewritten, hook not run");
+            tracing::debug!(path = %path, "runtime params up to date: not rewritten, hook not run");
             return Ok(());
         }
         write_replace(&self.params_path, &bytes).with_context(|| format!("writing {path}"))?;
@@ -264,7 +275,11 @@ impl Ingest {
             let run = run_hook(hook, &self.params_path, self.hook_timeout);
             if let Err(e) = self.runtime.block_on(run) {
                 self.shared.metrics.governor_hook_failures.inc();
-                tracing::warn!("apply hook {} failed: {e:#}", hook.display());
+                tracing::warn!(
+                    hook = %hook.display(),
+                    error = %format!("{e:#}"),
+                    "apply hook failed"
+                );
             }
         }
         Ok(())

@@ -59,7 +59,8 @@ struct Resumed {
     replayer: Replayer,
     engine: Engine,
     history: History,
-    from: String,
+    /// The epoch of the checkpoint resumed from (`None`: from genesis), for the log.
+    checkpoint: Option<u64>,
 }
 
 fn resume(inputs: &Inputs, store: &RecordStore, checkpoint_path: &Path) -> Resumed {
@@ -68,14 +69,17 @@ fn resume(inputs: &Inputs, store: &RecordStore, checkpoint_path: &Path) -> Resum
         Ok(r) => r,
         Err(why) => {
             if checkpoint_path.exists() {
-                tracing::warn!("checkpoint not used ({why:#}); replaying from genesis");
+                tracing::warn!(
+                    error = %format!("{why:#}"),
+                    "checkpoint not used; replaying from genesis"
+                );
             }
             Resumed {
                 reader: ChainReader::open(&inputs.chain_dir, Position::default()),
                 replayer: Replayer::new(cfg, inputs.registry.clone()),
                 engine: Engine::new(inputs.engine_config()),
                 history: History::default(),
-                from: "genesis".to_owned(),
+                checkpoint: None,
             }
         }
     }
@@ -113,10 +117,7 @@ fn try_checkpoint(
         replayer,
         engine: Engine::restore(inputs.engine_config(), cp.engine),
         history: cp.history,
-        from: format!(
-            "checkpoint after epoch {} ({}:{})",
-            cp.epoch, cp.position.file, cp.position.line
-        ),
+        checkpoint: Some(cp.epoch),
     })
 }
 
@@ -178,16 +179,19 @@ pub fn journal_mode(journal: &mut JournalFile, want: Mode, why: &str) -> Result<
         current => {
             if let Some((current, _)) = current {
                 tracing::warn!(
-                    "the configuration asks for mode {want} but the journal's mode is {current}: \
-                     journaling set_mode {want}. To keep {current} across restarts, set it in \
-                     the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
+                    mode = %want,
+                    journal_mode = %current,
+                    "the configuration's mode differs from the journal's: journaling set_mode \
+                     with the configuration's mode. To keep the journal's mode across restarts, \
+                     set it in the configuration (TB_GOVERNOR_SHADOW_ONLY / TB_GOVERNOR_ENABLED)"
                 );
             }
             let ev = journal.append(EventKind::SetMode { mode: want }, why, DAEMON_OPERATOR)?;
             tracing::info!(
-                "journaled set_mode {want} as seq {} (effective at epoch {})",
-                ev.seq,
-                ev.effective_epoch
+                mode = %want,
+                seq = ev.seq,
+                effective_epoch = ev.effective_epoch,
+                "journaled set_mode"
             );
             Ok(())
         }
@@ -237,12 +241,13 @@ pub fn journal_env_mode(
     let ev = journal.append(EventKind::SetMode { mode: want }, &reason, &operator)?;
     let was = current.map_or_else(|| "none".to_owned(), |m| m.to_string());
     tracing::info!(
+        mode = %want,
+        journal_mode = %was,
+        env = %show_vars(vars),
         operator = %operator,
-        "mode {want} set through the environment ({}; the journal's mode was {was}): journaled \
-         set_mode {want} as seq {} (effective at epoch {})",
-        show_vars(vars),
-        ev.seq,
-        ev.effective_epoch
+        seq = ev.seq,
+        effective_epoch = ev.effective_epoch,
+        "mode set through the environment: journaled set_mode"
     );
     Ok(())
 }
@@ -290,13 +295,13 @@ fn sign_at_start(
             signed = n,
             first = report.signed.first().copied().unwrap_or_default(),
             last = report.signed.last().copied().unwrap_or_default(),
-            "signed {n} decision files that had no attestation (keyid {})",
-            signer.keyid()
+            keyid = %signer.keyid(),
+            "signed the decision files that had no attestation"
         );
     } else {
         tracing::info!(
-            "every decision file on disk has an attestation ({} files)",
-            report.files
+            files = report.files,
+            "every decision file on disk has an attestation"
         );
     }
     let Some((epoch, why)) = report.broken else {
@@ -309,7 +314,14 @@ fn sign_at_start(
          files from epoch {from} on were not signed; find out what changed with tb-cli governor \
          audit before anything else"
     );
-    tracing::error!(epoch, unsigned = left, "{stall}");
+    tracing::error!(
+        epoch,
+        error = %why,
+        unsigned = left,
+        unsigned_from = from,
+        "the decision chain does not verify, so the unsigned decision files were not signed; find \
+         out what changed with tb-cli governor audit before anything else"
+    );
     Ok((
         Unsigned {
             count: left as u64,
@@ -464,8 +476,17 @@ pub async fn run(
             return Err(e);
         }
     };
-    tracing::info!("resuming from {}", resumed.from);
-    tracing::info!("serving JSON-RPC, the status page, /metrics and /healthz on http://{addr}");
+    match resumed.checkpoint {
+        Some(epoch) => {
+            let at = resumed.reader.position();
+            tracing::info!(epoch, file = %at.file, line = at.line, "resuming from the checkpoint");
+        }
+        None => tracing::info!("resuming from genesis"),
+    }
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        "serving JSON-RPC, the status page, /metrics and /healthz"
+    );
     poller.spawn(&shared, &book);
     on_ready(addr);
 
@@ -522,7 +543,7 @@ pub async fn run(
         Ok(Ok(())) => anyhow::bail!("the ingest thread stopped without being asked to"),
         Ok(Err(payload)) => {
             let msg = panic_message(payload.as_ref());
-            tracing::error!("the ingest thread panicked: {msg}");
+            tracing::error!(panic = %msg, "the ingest thread panicked");
             anyhow::bail!(
                 "the ingest thread panicked: {msg}; decision files written before it are intact \
                  (restart the daemon to resume)"
@@ -552,7 +573,11 @@ fn first_writes(
     for sub in ["decisions", "state", "runtime"] {
         let stale = tb_decisions::store::remove_temp_files(&data.join(sub))?;
         if stale > 0 {
-            tracing::info!("removed {stale} temp files an interrupted write left in {sub}/");
+            tracing::info!(
+                removed = stale,
+                dir = %format!("{sub}/"),
+                "removed temp files an interrupted write left"
+            );
         }
     }
     let mode_now = shared.with_journal(|journal| -> Result<Mode> {
@@ -624,19 +649,20 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
         })?;
         shared.metrics.set_mode(want);
         tracing::info!(
-            "configuration reloaded: mode {want}, rps {}, token {}",
-            fresh.config.rpc.rps,
-            if fresh.config.rpc.token.is_some() {
+            mode = %want,
+            rps = fresh.config.rpc.rps,
+            token = %if fresh.config.rpc.token.is_some() {
                 "set"
             } else {
                 "unset"
-            }
+            },
+            "configuration reloaded"
         );
         Ok(())
     })();
     shared.set_reload_error(outcome.err().map(|e| {
         let msg = format!("{e:#}");
-        tracing::error!("configuration reload {msg}");
+        tracing::error!(error = %msg, "configuration reload failed");
         msg
     }));
 }
@@ -657,16 +683,24 @@ fn report_env_override(path: Option<&Path>, want: Mode, vars: &[(&'static str, S
     let file = path.map_or_else(|| "the defaults".to_owned(), |p| p.display().to_string());
     match file_only.map(|c| c.mode()) {
         Ok(file_mode) if file_mode != want => tracing::warn!(
-            "SIGHUP: {} in the process environment overrides {file} (which asks for mode \
-             {file_mode}): the mode stays {want}. The environment is read when the process \
-             starts: remove the variable from the service environment and restart for the file \
-             to decide",
-            show_vars(vars)
+            env = %show_vars(vars),
+            config = %file,
+            config_mode = %file_mode,
+            mode = %want,
+            "SIGHUP: the process environment overrides the configuration's mode. The environment \
+             is read when the process starts: remove the variable from the service environment \
+             and restart for the file to decide"
         ),
         Ok(_) => tracing::info!(
-            "SIGHUP: {} in the process environment asks for mode {want}, as {file} does",
-            show_vars(vars)
+            env = %show_vars(vars),
+            config = %file,
+            mode = %want,
+            "SIGHUP: the process environment asks for the configuration's mode"
         ),
-        Err(e) => tracing::debug!("SIGHUP: reading {file} without the environment failed: {e}"),
+        Err(e) => tracing::debug!(
+            config = %file,
+            error = %e,
+            "SIGHUP: reading the configuration without the environment failed"
+        ),
     }
 }

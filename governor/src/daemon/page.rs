@@ -85,13 +85,15 @@ pub fn recent_from_files(store: &tb_decisions::RecordStore, last: Option<u64>) -
             Ok(Some(b)) => b,
             Ok(None) => continue,
             Err(e) => {
-                tracing::debug!(epoch, "status page: {e}");
+                tracing::debug!(epoch, error = %e, "status page: reading a decision file failed");
                 continue;
             }
         };
         match serde_json::from_slice::<DecisionSnapshot>(&bytes) {
             Ok(d) => recent.push(Point::of(&d.snapshot)),
-            Err(e) => tracing::debug!(epoch, "status page: decision file: {e}"),
+            Err(e) => {
+                tracing::debug!(epoch, error = %e, "status page: a decision file does not parse")
+            }
         }
     }
     recent

@@ -283,28 +283,32 @@ fn log_change(was: &PeerStatus, now: &PeerStatus) {
     match (&now.divergence, &now.error) {
         (Some(d), _) => tracing::error!(
             peer = %url,
+            from = %from,
             epoch = d.epoch,
-            "peer {url}: {from} → diverged at epoch {} ({} hash differs: ours {}, theirs {}; \
-             fields: {}); see tb-cli governor peers",
-            d.epoch,
-            d.differs.as_str(),
-            short(d.differs, &d.mine),
-            short(d.differs, &d.theirs),
-            if d.fields.is_empty() {
+            differs = %d.differs.as_str(),
+            ours = %short(d.differs, &d.mine),
+            theirs = %short(d.differs, &d.theirs),
+            differing_fields = %if d.fields.is_empty() {
                 "none listed".to_owned()
             } else {
                 d.fields.join(", ")
-            }
+            },
+            "peer diverged; see tb-cli governor peers"
         ),
-        (None, Some(e)) => tracing::warn!(peer = %url, "peer {url}: {from} → {to}: {e}"),
+        (None, Some(e)) => tracing::warn!(
+            peer = %url,
+            from = %from,
+            to = %to,
+            error = %e,
+            "peer state changed"
+        ),
         (None, None) => tracing::info!(
             peer = %url,
-            "peer {url}: {from} → {to}{}",
-            match (now.agreed_through, now.behind_by) {
-                (_, Some(by)) => format!(" (by {by} epochs)"),
-                (Some(e), None) => format!(" (through epoch {e})"),
-                (None, None) => String::new(),
-            }
+            from = %from,
+            to = %to,
+            agreed_through = now.agreed_through,
+            behind_by = now.behind_by,
+            "peer state changed"
         ),
     }
 }
@@ -323,7 +327,11 @@ async fn poll_once(peer: &Peer, shared: &Shared, book: &Book) -> PeerStatus {
     let mut out = initial_status(&peer.url, &saved);
     let result = compare(peer, shared, &mut saved, &mut out).await;
     if let Err(e) = book.put(&peer.url, saved.clone()) {
-        tracing::error!("saving the comparison with peer {}: {e:#}", peer.url);
+        tracing::error!(
+            peer = %peer.url,
+            error = %format!("{e:#}"),
+            "saving the comparison with a peer failed"
+        );
     }
     out.agreed_through = saved.agreed_through;
     out.divergence = saved.divergence.clone();
@@ -518,7 +526,12 @@ async fn snapshot_fields(peer: &Peer, shared: &Shared, epoch: u64) -> Vec<String
     let theirs = match peer.client.snapshot(epoch).await {
         Ok(r) => tb_canonical::to_vec(&r.snapshot),
         Err(e) => {
-            tracing::warn!("peer {}: governor.snapshot {epoch}: {e}", peer.url);
+            tracing::warn!(
+                peer = %peer.url,
+                epoch,
+                error = %e,
+                "a peer's governor.snapshot failed"
+            );
             return Vec::new();
         }
     };

@@ -137,11 +137,21 @@ impl Server {
             if let EventKind::SetMode { mode } = ev.kind {
                 shared.metrics.set_mode(mode);
             }
+            let (kind, mode, gate, peer) = match &ev.kind {
+                EventKind::SetMode { mode } => ("set_mode", Some(*mode), None, None),
+                EventKind::ManualExit { gate } => ("manual_exit", None, Some(gate), None),
+                EventKind::AckPeer { peer } => ("ack_peer", None, None, Some(peer)),
+            };
             tracing::info!(
-                "journal seq {}: {:?} by {operator}: {reason} (effective at epoch {})",
-                ev.seq,
-                ev.kind,
-                ev.effective_epoch
+                seq = ev.seq,
+                effective_epoch = ev.effective_epoch,
+                kind = %kind,
+                mode = mode.map(tracing::field::display),
+                gate = gate.map(tracing::field::display),
+                peer = peer.map(tracing::field::display),
+                operator = %operator,
+                reason = %reason,
+                "journaled an operator event"
             );
             Ok(JournalReceipt {
                 seq: ev.seq,
@@ -248,7 +258,10 @@ impl GovernorApiServer for Server {
                 .map(|g| g.state)
         }) == Some(GateStatus::Active);
         if !active {
-            tracing::info!("manual exit of inactive gate {gate} journaled; it will be ignored");
+            tracing::info!(
+                gate = %gate,
+                "manual exit of an inactive gate journaled; it will be ignored"
+            );
         }
         let gate = gate.as_str().to_owned();
         self.journal(EventKind::ManualExit { gate }, reason, operator)
@@ -298,11 +311,9 @@ impl GovernorApiServer for Server {
             Some(epoch) => tracing::info!(
                 peer = %peer,
                 epoch,
-                "peer {peer}: divergence at epoch {epoch} acknowledged; comparing resumes there"
+                "peer divergence acknowledged; comparing resumes at its epoch"
             ),
-            None => {
-                tracing::info!(peer = %peer, "peer {peer}: acknowledged (no divergence was reported)")
-            }
+            None => tracing::info!(peer = %peer, "peer acknowledged; no divergence was reported"),
         }
         Ok(receipt)
     }

@@ -343,12 +343,14 @@ impl View {
             (Some(s), _) => tracing::warn!(
                 file = %position.file,
                 line = position.line,
-                "ingest stalled: {s}"
+                stall = %s,
+                "ingest stalled"
             ),
             (None, Some(was)) => tracing::info!(
                 file = %position.file,
                 line = position.line,
-                "ingest resumed (it was stalled: {was})"
+                cleared = %was,
+                "ingest resumed"
             ),
             (None, None) => {}
         }

@@ -492,7 +492,9 @@ fn mode_flip_to_apply_publishes_reconciled_params_and_needs_the_token() {
     assert_eq!(events[2]["mode"], "shadow", "{text}");
     assert_eq!(events[2]["operator"], "tb-governor", "{text}");
     assert!(
-        d.stderr().contains("journaling set_mode shadow"),
+        d.stderr().lines().any(|l| l.contains(" WARN ")
+            && l.contains("journaling set_mode with the configuration's mode")
+            && l.ends_with(" mode=shadow journal_mode=apply")),
         "{}",
         d.stderr()
     );
@@ -860,7 +862,7 @@ fn sighup_reloads_what_may_change_and_sigterm_stops_cleanly() {
     // (logged before the error is cleared)
     assert!(
         d.stderr()
-            .contains("configuration reloaded: mode shadow, rps 40"),
+            .contains("configuration reloaded mode=shadow rps=40 token="),
         "{}",
         d.stderr()
     );

@@ -7,6 +7,7 @@ mod daemon;
 mod demo;
 mod fleet;
 mod http_limits;
+mod logs;
 mod observability;
 mod offline;
 mod pipes;

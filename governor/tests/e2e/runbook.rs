@@ -216,7 +216,7 @@ fn signing_turned_on_signs_old_decisions_at_start_and_offline() {
     }
     let log = d.stderr();
     assert!(
-        log.contains("signed 2 decision files that had no attestation"),
+        log.contains("signed the decision files that had no attestation signed=2 first=1 last=2"),
         "{log}"
     );
     let st = d.status();
@@ -355,9 +355,13 @@ fn a_decision_file_changed_underneath_is_not_signed_and_stalls() {
             .contains("STALLED: halted: the decision chain does not verify at epoch 2"),
         "{r:?}"
     );
-    assert!(d
-        .stderr()
-        .contains("the decision chain does not verify at epoch 2"));
+    assert!(
+        d.stderr().lines().any(|l| l.contains(" ERROR ")
+            && l.contains("the decision chain does not verify")
+            && l.contains(" epoch=2 ")),
+        "{}",
+        d.stderr()
+    );
 
     // The offline command refuses the same file and says which.
     let r = run(
@@ -692,7 +696,10 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     );
     let log = d.stderr();
     assert!(
-        log.contains("mode apply set through the environment (TB_GOVERNOR_SHADOW_ONLY=0"),
+        log.contains(
+            "mode set through the environment: journaled set_mode mode=apply \
+             journal_mode=shadow env=TB_GOVERNOR_SHADOW_ONLY=0"
+        ),
         "{log}"
     );
     assert!(
@@ -710,8 +717,10 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     );
     let log = d.stderr();
     assert!(
-        log.contains("SIGHUP: TB_GOVERNOR_SHADOW_ONLY=0 in the process environment overrides")
-            && log.contains("(which asks for mode shadow): the mode stays apply"),
+        log.lines().any(|l| l.contains(" WARN ")
+            && l.contains("SIGHUP: the process environment overrides the configuration's mode")
+            && l.contains(" env=TB_GOVERNOR_SHADOW_ONLY=0 config=")
+            && l.ends_with(" config_mode=shadow mode=apply")),
         "{log}"
     );
     assert_eq!(journal(&s).len(), 2);
@@ -734,7 +743,13 @@ fn mode_changes_through_the_environment_are_journaled_with_the_variable() {
     assert_eq!(d.status()["mode"], "shadow");
     let events = journal(&s);
     assert_eq!(events[3]["operator"], "tb-governor");
-    assert!(d.stderr().contains("journaling set_mode shadow"));
+    assert!(
+        d.stderr().lines().any(|l| l.contains(" WARN ")
+            && l.contains("journaling set_mode with the configuration's mode")
+            && l.ends_with(" mode=shadow journal_mode=paused")),
+        "{}",
+        d.stderr()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -361,8 +361,10 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
     }
     assert_eq!(std::fs::read(&journal).unwrap(), good_journal);
     let log = d.stderr();
-    assert!(log.contains(&journal.display().to_string()), "{log}");
-    assert!(log.contains(&format!("of {} bytes", torn.len())), "{log}");
+    assert!(
+        log.contains(&format!("path={} bytes={}", journal.display(), torn.len())),
+        "{log}"
+    );
     assert_eq!(
         std::fs::read_to_string(data.join("LOCK")).unwrap(),
         format!("{}\n", d.pid())

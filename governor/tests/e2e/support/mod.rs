@@ -139,6 +139,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with `env` added.
     pub(crate) fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(config, log, &[], env)
+    }
+
+    /// Like [`Daemon::start`], with `args` after `--config <config>` and `env` added.
+    pub(crate) fn start_with(
+        config: &Path,
+        log: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let cwd = config
             .parent()
             .map(Path::to_path_buf)
@@ -153,6 +163,7 @@ impl Daemon {
         cmd.arg("run")
             .arg("--config")
             .arg(config)
+            .args(args)
             .current_dir(&cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
