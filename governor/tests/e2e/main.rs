@@ -13,3 +13,4 @@ mod pipes;
 mod runbook;
 mod startup;
 mod support;
+mod tls;
