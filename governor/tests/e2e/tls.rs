@@ -362,3 +362,66 @@ fn a_token_over_plain_http_from_a_non_loopback_address_is_refused() {
     let status = http_request(&format!("{ip}:{port}"), "GET", "/healthz", &[], b"").unwrap();
     assert_eq!(status.status, 200);
 }
+
+#[test]
+fn tb_cli_speaks_https_with_flags_and_the_block_s_variables() {
+    let ca = Ca::new("governor test CA");
+    let clients = Ca::new("clients CA");
+    let server = ca.leaf("governor", false);
+    let fx = Fixture::new(&server, "", "client_ca = \"clients.crt\"");
+    std::fs::write(fx.dir.join("clients.crt"), clients.pem()).unwrap();
+    std::fs::write(fx.dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(fx.dir.join("wrong-ca.crt"), Ca::new("other").pem()).unwrap();
+    let operator = clients.leaf("operator", true);
+    std::fs::write(fx.dir.join("op.crt"), &operator.cert_pem).unwrap();
+    std::fs::write(fx.dir.join("op.key"), &operator.key_pem).unwrap();
+    let d = fx.start();
+    let port = d.addr.rsplit_once(':').unwrap().1;
+    let url = format!("https://localhost:{port}");
+    let status = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["governor", "status", "--json", "--rpc", &url];
+        args.extend_from_slice(extra);
+        run("tb-cli", &args, &fx.dir, env)
+    };
+
+    let r = status(
+        &[
+            "--tls-ca",
+            "ca.crt",
+            "--tls-cert",
+            "op.crt",
+            "--tls-key",
+            "op.key",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("last_closed_epoch"), "{}", r.stdout);
+
+    let block_env = [
+        ("TB_RPC_TLS_CA", "ca.crt"),
+        ("TB_RPC_TLS_CERT", "op.crt"),
+        ("TB_RPC_TLS_KEY", "op.key"),
+    ];
+    let r = status(&[], &block_env);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let http_env = [
+        ("TB_HTTP_TLS_CA", "ca.crt"),
+        ("TB_HTTP_TLS_CERT", "op.crt"),
+        ("TB_HTTP_TLS_KEY", "op.key"),
+    ];
+    assert_eq!(status(&[], &http_env).code, Some(0));
+
+    // Without a client certificate, or trusting the wrong CA, the call fails.
+    assert_ne!(status(&["--tls-ca", "ca.crt"], &[]).code, Some(0));
+    let wrong = [
+        ("TB_RPC_TLS_CA", "wrong-ca.crt"),
+        ("TB_RPC_TLS_CERT", "op.crt"),
+        ("TB_RPC_TLS_KEY", "op.key"),
+    ];
+    assert_ne!(status(&[], &wrong).code, Some(0));
+    // A certificate without its key is refused before connecting, naming the variables.
+    let r = status(&[], &[("TB_RPC_TLS_CERT", "op.crt")]);
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("TB_RPC_TLS"), "{}", r.stderr);
+}
