@@ -7,7 +7,7 @@ use crate::Config;
 use std::path::PathBuf;
 
 /// Every environment variable [`Config::load`] reads, in the order it applies them.
-pub const ENV_VARS: [&str; 14] = [
+pub const ENV_VARS: [&str; 15] = [
     "TB_GOVERNOR_ENABLED",
     "TB_GOVERNOR_SHADOW_ONLY",
     "TB_GOVERNOR_SIGN",
@@ -19,6 +19,7 @@ pub const ENV_VARS: [&str; 14] = [
     "TB_GOVERNOR_RPC_TOKEN",
     "TB_GOVERNOR_RPC_RPS",
     "TB_GOVERNOR_RPC_MAX_CONNECTIONS",
+    "TB_TLS_HANDSHAKE_TIMEOUT_MS",
     "TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST",
     "TB_BLOCKTORCH_BENCHMARK_COMMIT",
     "TB_GOVERNOR_PEERS",
@@ -107,6 +108,20 @@ pub(crate) fn apply_env(
             })?;
             overrides.push((key, var));
         }
+    }
+    if let Some(value) = get("TB_TLS_HANDSHAKE_TIMEOUT_MS") {
+        let var = "TB_TLS_HANDSHAKE_TIMEOUT_MS";
+        config.rpc.tls.handshake_timeout_ms =
+            parse_u32(&value)
+                .map(u64::from)
+                .ok_or_else(|| ConfigError::Env {
+                    var: var.to_owned(),
+                    message: format!(
+                    "invalid number {}: expected milliseconds, a decimal integer in 1..=4294967295",
+                    show(&value)
+                ),
+                })?;
+        overrides.push(("rpc.tls.handshake_timeout_ms", var));
     }
     if let Some(value) = get("TB_BLOCKTORCH_KERNEL_VARIANT_DIGEST") {
         config.governor.blocktorch_kernel_digest = Some(value);

@@ -49,7 +49,8 @@ pub use gates::{
 };
 pub use secret::Secret;
 pub use sections::{
-    ApplyConfig, ChainConfig, GovernorConfig, PeersConfig, RpcConfig, SigningConfig,
+    ApplyConfig, ChainConfig, GovernorConfig, PeerTlsConfig, PeersConfig, RpcConfig, RpcTlsConfig,
+    SigningConfig,
 };
 
 use serde::{Deserialize, Serialize};

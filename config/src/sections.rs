@@ -1,4 +1,5 @@
-//! The non-numeric tables: `[governor]`, `[chain]`, `[rpc]`, `[signing]`, `[apply]`, `[peers]`.
+//! The non-numeric tables: `[governor]`, `[chain]`, `[rpc]` (with `[rpc.tls]`), `[signing]`,
+//! `[apply]`, `[peers]`.
 
 use crate::boolean::flexible_bool;
 use crate::secret::Secret;
@@ -94,6 +95,13 @@ pub struct RpcConfig {
     /// Most HTTP connections open at once (≥ 1, `TB_GOVERNOR_RPC_MAX_CONNECTIONS`); one more is
     /// answered `503` and closed at once.
     pub max_connections: u32,
+    /// Accept mutating methods over plain HTTP from a non-loopback address. Off, so that a bearer
+    /// token is not sent across a network in clear text by mistake; TLS (`[rpc.tls]`) is the
+    /// way to take mutations from another host.
+    #[serde(deserialize_with = "flexible_bool")]
+    pub allow_plain_remote_mutations: bool,
+    /// `[rpc.tls]`: TLS on the listener; off while `cert` is unset.
+    pub tls: RpcTlsConfig,
 }
 
 impl Default for RpcConfig {
@@ -104,7 +112,49 @@ impl Default for RpcConfig {
             rps: 50,
             max_body_bytes: 1_048_576,
             max_connections: 256,
+            allow_plain_remote_mutations: false,
+            tls: RpcTlsConfig::default(),
         }
+    }
+}
+
+/// `[rpc.tls]`: with `cert` set the listener speaks only TLS (rustls). The certificate and key
+/// files are read at start and again on `SIGHUP`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcTlsConfig {
+    /// PEM certificate chain served to clients, leaf first; setting it turns TLS on.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1); required with `cert`.
+    pub key: Option<PathBuf>,
+    /// PEM CA bundle that client certificates must chain to (mutual TLS); unset accepts clients
+    /// without certificates.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `true` also accepts clients that present no certificate (one that is
+    /// presented must still chain to `client_ca`).
+    #[serde(deserialize_with = "flexible_bool")]
+    pub client_cert_optional: bool,
+    /// A connection that has not finished its handshake after this many ms is closed (≥ 1,
+    /// `TB_TLS_HANDSHAKE_TIMEOUT_MS`), so a stalled client cannot hold a connection slot.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for RpcTlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            client_ca: None,
+            client_cert_optional: false,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl RpcTlsConfig {
+    /// Whether the listener speaks TLS (`cert` is set).
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some()
     }
 }
 
@@ -148,7 +198,8 @@ impl Default for ApplyConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeersConfig {
-    /// The peers' JSON-RPC URLs, `http://host:port` (`TB_GOVERNOR_PEERS`, comma-separated).
+    /// The peers' JSON-RPC URLs, `http://host:port` or `https://host:port`
+    /// (`TB_GOVERNOR_PEERS`, comma-separated).
     pub urls: Vec<String>,
     /// How often each peer is polled, in ms (≥ 100).
     pub poll_ms: u64,
@@ -156,6 +207,24 @@ pub struct PeersConfig {
     pub timeout_ms: u64,
     /// Bearer tokens of the peers that need one, by URL (each must be one of `urls`).
     pub tokens: BTreeMap<String, Secret>,
+    /// TLS settings of `https://` peers, by URL (each must be one of `urls`); an `https://` peer
+    /// without an entry is verified against the system's root certificates.
+    pub tls: BTreeMap<String, PeerTlsConfig>,
+}
+
+/// `[peers.tls."https://host:port"]`: how this node verifies one peer and proves itself to it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerTlsConfig {
+    /// PEM CA bundle the peer's certificate must chain to, instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain, for a peer that requires mutual TLS; needs `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// The name the peer's certificate must carry, when it differs from the URL's host (a peer
+    /// reached by IP address whose certificate names a host, for instance).
+    pub server_name: Option<String>,
 }
 
 impl Default for PeersConfig {
@@ -165,6 +234,7 @@ impl Default for PeersConfig {
             poll_ms: 5_000,
             timeout_ms: 2_000,
             tokens: BTreeMap::new(),
+            tls: BTreeMap::new(),
         }
     }
 }

@@ -292,7 +292,38 @@ impl Validator<'_> {
         }
         self.at_least("rpc.rps", r.rps.into(), 1)?;
         self.at_least("rpc.max_body_bytes", r.max_body_bytes.into(), 1)?;
-        self.at_least("rpc.max_connections", r.max_connections.into(), 1)
+        self.at_least("rpc.max_connections", r.max_connections.into(), 1)?;
+        self.rpc_tls(c)
+    }
+
+    fn rpc_tls(&self, c: &Config) -> Result<(), ConfigError> {
+        let t = &c.rpc.tls;
+        for (key, path) in [
+            ("rpc.tls.cert", &t.cert),
+            ("rpc.tls.key", &t.key),
+            ("rpc.tls.client_ca", &t.client_ca),
+        ] {
+            if let Some(path) = path {
+                self.non_empty_path(key, path)?;
+            }
+        }
+        self.check(t.cert.is_some() == t.key.is_some(), "rpc.tls.key", || {
+            "rpc.tls.cert and rpc.tls.key go together: set both to serve TLS, or neither".to_owned()
+        })?;
+        self.check(
+            t.client_ca.is_none() || t.enabled(),
+            "rpc.tls.client_ca",
+            || {
+                "needs rpc.tls.cert and rpc.tls.key: client certificates are checked only over TLS"
+                    .to_owned()
+            },
+        )?;
+        self.check(
+            !t.client_cert_optional || t.client_ca.is_some(),
+            "rpc.tls.client_cert_optional",
+            || "needs rpc.tls.client_ca, the CA that client certificates must chain to".to_owned(),
+        )?;
+        self.at_least("rpc.tls.handshake_timeout_ms", t.handshake_timeout_ms, 1)
     }
 
     fn signing(&self, c: &Config) -> Result<(), ConfigError> {
@@ -345,8 +376,8 @@ impl Validator<'_> {
         for (i, url) in p.urls.iter().enumerate() {
             self.check(is_peer_url(url), "peers.urls", || {
                 format!(
-                    "{} is not a peer URL (expected http://host:port, e.g. \
-                     http://10.0.0.2:7878)",
+                    "{} is not a peer URL (expected http://host:port or https://host:port, \
+                     e.g. http://10.0.0.2:7878)",
                     show(url)
                 )
             })?;
@@ -362,14 +393,43 @@ impl Validator<'_> {
                 format!("the token of {} must not be empty", show(url))
             })?;
         }
+        for (url, tls) in &p.tls {
+            self.check(p.urls.contains(url), "peers.tls", || {
+                format!("{} is not one of peers.urls", show(url))
+            })?;
+            self.check(url.starts_with("https://"), "peers.tls", || {
+                format!(
+                    "{} is not an https:// URL, so TLS settings do not apply",
+                    show(url)
+                )
+            })?;
+            self.check(tls.cert.is_some() == tls.key.is_some(), "peers.tls", || {
+                format!(
+                    "the cert and key of {} go together: set both or neither",
+                    show(url)
+                )
+            })?;
+            for path in [&tls.ca, &tls.cert, &tls.key].into_iter().flatten() {
+                self.non_empty_path("peers.tls", path)?;
+            }
+            if let Some(name) = &tls.server_name {
+                self.check(!name.is_empty(), "peers.tls", || {
+                    format!("the server_name of {} must not be empty", show(url))
+                })?;
+            }
+        }
         self.at_least("peers.poll_ms", p.poll_ms, 100)?;
         self.at_least("peers.timeout_ms", p.timeout_ms, 1)
     }
 }
 
-/// `http://host:port` with an optional path: a host without spaces and a port.
+/// `http://host:port` or `https://host:port` with an optional path: a host without spaces and
+/// a port.
 fn is_peer_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return false;
     };
     let authority = rest.split('/').next().unwrap_or_default();

@@ -223,6 +223,11 @@ fn example_file_lists_every_knob() {
             "rps",
             "max_body_bytes",
             "max_connections",
+            "allow_plain_remote_mutations",
+            "cert",
+            "client_ca",
+            "client_cert_optional",
+            "handshake_timeout_ms",
             "key_hex",
             "key_file",
             "hook",
@@ -393,7 +398,7 @@ fn every_env_override_works() {
     );
 
     // Every variable is listed in ENV_VARS and vice versa.
-    assert_eq!(ENV_VARS.len(), 14);
+    assert_eq!(ENV_VARS.len(), 15);
 }
 
 #[test]
@@ -1026,4 +1031,69 @@ fn peers_are_checked_and_never_change_the_config_hash() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("hunter4"), "{shown}");
     assert!(shown.contains("line 4"), "{shown}");
+}
+
+#[test]
+fn tls_settings_are_checked_and_never_change_the_config_hash() {
+    let text = "[rpc]\nallow_plain_remote_mutations = true\n[rpc.tls]\ncert = \"s.crt\"\n\
+                key = \"s.key\"\nclient_ca = \"ca.crt\"\nclient_cert_optional = true\n\
+                handshake_timeout_ms = 250\n[peers]\nurls = [\"https://10.0.0.4:7878\"]\n\
+                [peers.tls.\"https://10.0.0.4:7878\"]\nca = \"fleet.crt\"\n\
+                server_name = \"g4.internal\"\n";
+    let c = Config::from_toml_str(text, "t.toml").unwrap();
+    assert!(c.rpc.tls.enabled());
+    assert!(c.rpc.allow_plain_remote_mutations);
+    assert_eq!(c.rpc.tls.handshake_timeout_ms, 250);
+    let peer = &c.peers.tls["https://10.0.0.4:7878"];
+    assert_eq!(peer.server_name.as_deref(), Some("g4.internal"));
+    assert_eq!(c.config_hash("ab"), Config::default().config_hash("ab"));
+
+    for (bad, key, says) in [
+        ("[rpc.tls]\ncert = \"s.crt\"", "rpc.tls.key", "go together"),
+        ("[rpc.tls]\nkey = \"s.key\"", "rpc.tls.key", "go together"),
+        (
+            "[rpc.tls]\nclient_ca = \"ca.crt\"",
+            "rpc.tls.client_ca",
+            "needs rpc.tls.cert",
+        ),
+        (
+            "[rpc.tls]\ncert = \"s.crt\"\nkey = \"s.key\"\nclient_cert_optional = true",
+            "rpc.tls.client_cert_optional",
+            "needs rpc.tls.client_ca",
+        ),
+        (
+            "[rpc.tls]\nhandshake_timeout_ms = 0",
+            "rpc.tls.handshake_timeout_ms",
+            "at least 1",
+        ),
+        (
+            "[peers]\nurls = [\"https://h:1\"]\n[peers.tls.\"https://x:1\"]\nca = \"c\"",
+            "peers.tls",
+            "not one of peers.urls",
+        ),
+        (
+            "[peers]\nurls = [\"http://h:1\"]\n[peers.tls.\"http://h:1\"]\nca = \"c\"",
+            "peers.tls",
+            "not an https:// URL",
+        ),
+        (
+            "[peers]\nurls = [\"https://h:1\"]\n[peers.tls.\"https://h:1\"]\ncert = \"c\"",
+            "peers.tls",
+            "go together",
+        ),
+    ] {
+        let err = Config::from_toml_str(bad, "t.toml").unwrap_err();
+        assert_eq!(invalid_key(&err), ("t.toml", key), "{bad}: {err}");
+        assert!(err.to_string().contains(says), "{bad}: {err}");
+    }
+
+    let c = load_env(&[("TB_TLS_HANDSHAKE_TIMEOUT_MS", "1500")]).unwrap();
+    assert_eq!(c.rpc.tls.handshake_timeout_ms, 1500);
+    for bad in ["0", "-1", "1.5", "soon"] {
+        let err = load_env(&[("TB_TLS_HANDSHAKE_TIMEOUT_MS", bad)]).unwrap_err();
+        assert!(
+            err.to_string().contains("TB_TLS_HANDSHAKE_TIMEOUT_MS"),
+            "{bad}: {err}"
+        );
+    }
 }

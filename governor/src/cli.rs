@@ -191,6 +191,8 @@ pub struct TbCli {
 }
 
 /// `tb-cli` command groups.
+// Parsed once per process: the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TbCliCommand {
     /// The Launch Governor.
@@ -283,6 +285,17 @@ pub struct RpcArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
+    /// PEM CA bundle to verify an https:// daemon with [default: $TB_RPC_TLS_CA, else
+    /// $TB_HTTP_TLS_CA, else the system's roots].
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate for a daemon that requires mutual TLS; needs --tls-key
+    /// [default: $TB_RPC_TLS_CERT, else $TB_HTTP_TLS_CERT].
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert [default: $TB_RPC_TLS_KEY, else $TB_HTTP_TLS_KEY].
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The bearer token of mutating commands.

@@ -24,6 +24,7 @@ pub mod out;
 pub mod pipeline;
 pub mod rpc;
 pub mod signing;
+pub mod tls;
 
 /// The lines `err` prints as: its own message, then each cause whose text the line before does
 /// not already contain (an error that embeds its source's message is not repeated by it).

@@ -39,9 +39,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 _ = interrupt.recv() => tracing::info!("SIGINT received"),
             }
         };
-        daemon::run(args.config.clone(), shutdown, reload_rx, |addr| {
+        daemon::run(args.config.clone(), shutdown, reload_rx, |url| {
             // One machine-readable line on stdout, so scripts (and tests) can find the port.
-            outln!("listening on http://{addr}");
+            outln!("listening on {url}");
             let _ = std::io::stdout().flush();
         })
         .await

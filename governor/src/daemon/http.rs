@@ -4,7 +4,9 @@
 //! Limits: at most `rpc.max_connections` connections are open at once (one more is answered 503
 //! and closed at once); a failing `accept` (EMFILE above all) is retried after a pause that
 //! doubles from 10 ms to 1 s, logged once per burst; the per-client rate limiter forgets idle
-//! clients ([`limiter`]). Every body is checked before JSON-RPC sees it ([`protocol`]), so that
+//! clients ([`limiter`]). With `[rpc.tls]` every connection is TLS; its handshake holds a
+//! connection slot and is cut at `rpc.tls.handshake_timeout_ms`. Mutating methods over plain HTTP
+//! from a non-loopback address are refused unless `rpc.allow_plain_remote_mutations` is set. Every body is checked before JSON-RPC sees it ([`protocol`]), so that
 //! malformed requests get the answers docs/rpc.md lists.
 
 mod limiter;
@@ -37,6 +39,7 @@ use super::compat;
 use super::metrics::{Metrics, RpcLabel};
 use super::state::{lock, Live, Shared};
 use crate::rpc::{MUTATING_METHODS, RATE_LIMITED, UNAUTHORIZED};
+use crate::tls::ServerTls;
 
 /// Who sent a request: put into the request's extensions before JSON-RPC sees it.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ struct Client {
     ip: IpAddr,
     /// The `Authorization: Bearer` token, if any.
     bearer: Option<String>,
+    /// Whether the request came over TLS: a token sent without it from another host is refused.
+    tls: bool,
 }
 
 /// RPC middleware: rate limit, then auth for mutating methods, then the params shape, then the
@@ -53,6 +58,8 @@ struct Guard<S> {
     inner: S,
     shared: Arc<Shared>,
     limiter: Arc<Mutex<RateLimiter>>,
+    /// `rpc.allow_plain_remote_mutations`.
+    allow_plain_remote: bool,
 }
 
 impl<S> Guard<S> {
@@ -75,6 +82,18 @@ impl<S> Guard<S> {
             }
         }
         if MUTATING_METHODS.contains(&method) {
+            if let Some(c) = client.filter(|c| !c.tls && !c.ip.is_loopback()) {
+                if !self.allow_plain_remote {
+                    let msg = format!(
+                        "unauthorized: mutating methods are refused over plain HTTP from a \
+                         non-loopback address ({}), so that a token does not cross the network \
+                         in clear text; connect over TLS (rpc.tls) or set \
+                         rpc.allow_plain_remote_mutations",
+                        c.ip
+                    );
+                    return Err(ErrorObjectOwned::owned(UNAUTHORIZED, msg, None::<()>));
+                }
+            }
             let given = client.and_then(|c| c.bearer.as_deref());
             let ok = match (&token, given) {
                 (Some(t), Some(g)) => {
@@ -320,6 +339,7 @@ async fn route<L>(
     front: &Front<jsonrpsee::server::TowerServiceBuilder<L, tower::layer::util::Identity>>,
     req: http::Request<hyper::body::Incoming>,
     remote: SocketAddr,
+    tls: bool,
 ) -> anyhow::Result<http::Response<HttpBody>>
 where
     L: tower::Layer<jsonrpsee::server::middleware::rpc::RpcService> + Clone + Send + Sync + 'static,
@@ -396,6 +416,7 @@ where
     parts.extensions.insert(Client {
         ip: remote.ip(),
         bearer,
+        tls,
     });
     let req = http::Request::from_parts(parts, Full::new(body));
     let mut rpc = front
@@ -416,14 +437,24 @@ pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// How the listener talks to clients, besides its limits.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    /// `[rpc.tls]`: when set, every connection is TLS, its handshake cut at the time limit.
+    pub tls: Option<Arc<ServerTls>>,
+    /// `rpc.allow_plain_remote_mutations`.
+    pub allow_plain_remote_mutations: bool,
+}
+
 /// Serves on `listener` until the returned handle is stopped, with at most `max_connections`
-/// connections open at once. Returns the bound address.
+/// connections open at once (a TLS handshake holds one). Returns the bound address.
 pub async fn serve(
     listener: TcpListener,
     module: Methods,
     shared: Arc<Shared>,
     max_body_bytes: u32,
     max_connections: u32,
+    transport: Transport,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let addr = listener.local_addr()?;
     let (stop_handle, server_handle) = stop_channel();
@@ -438,6 +469,7 @@ pub async fn serve(
         inner,
         shared: guard_shared.clone(),
         limiter: limiter.clone(),
+        allow_plain_remote: transport.allow_plain_remote_mutations,
     });
     let builder = jsonrpsee::server::Server::builder()
         .set_config(config)
@@ -496,14 +528,33 @@ pub async fn serve(
                 continue;
             };
             let front = front.clone();
+            let secure = transport.tls.is_some();
             let svc = tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let front = front.clone();
-                async move { route(&front, req, remote).await }
+                async move { route(&front, req, remote, secure).await }
             });
             let stopped = stop_handle.clone().shutdown();
+            let tls = transport.tls.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_with_graceful_shutdown(sock, svc, stopped).await {
-                    tracing::debug!(error = %e, "connection ended");
+                let served = match tls {
+                    None => serve_with_graceful_shutdown(sock, svc, stopped).await,
+                    Some(tls) => {
+                        let handshake = tls.acceptor().accept(sock);
+                        match tokio::time::timeout(tls.handshake_timeout, handshake).await {
+                            Ok(Ok(stream)) => {
+                                serve_with_graceful_shutdown(stream, svc, stopped).await
+                            }
+                            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}").into()),
+                            Err(_) => Err(format!(
+                                "TLS handshake not done after {:?} (rpc.tls.handshake_timeout_ms)",
+                                tls.handshake_timeout
+                            )
+                            .into()),
+                        }
+                    }
+                };
+                if let Err(e) = served {
+                    tracing::debug!(%remote, error = %e, "connection ended");
                 }
                 drop(slot);
             });

@@ -26,7 +26,6 @@ pub mod status;
 pub mod wrappers;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -332,14 +331,14 @@ fn sign_at_start(
 }
 
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
-/// configuration. `on_ready` gets the bound RPC address once the server listens and start-up
-/// has written what it needs to. An error after the start (the ingest thread panicked) is
+/// configuration. `on_ready` gets the RPC URL (`https://` with TLS) once the server listens and
+/// start-up has written what it needs to. An error after the start (the ingest thread panicked) is
 /// returned once the server has stopped.
 pub async fn run(
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     mut reload: mpsc::Receiver<()>,
-    on_ready: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(&str),
 ) -> Result<()> {
     // Checks first: nothing below writes into the data directory until every check passed.
     let config = Config::load_from_process_env(config_path.as_deref())?;
@@ -355,6 +354,7 @@ pub async fn run(
     } else {
         None
     };
+    let tls = crate::tls::ServerTls::load(&config.rpc.tls)?;
     let listener = http::bind(&config.rpc.listen).await?;
     // A never-used directory gets its lock file (and the directory itself) only now.
     let mut data_lock = match early_lock {
@@ -456,6 +456,10 @@ pub async fn run(
         shared.clone(),
         config.rpc.max_body_bytes,
         config.rpc.max_connections,
+        http::Transport {
+            tls: tls.clone(),
+            allow_plain_remote_mutations: config.rpc.allow_plain_remote_mutations,
+        },
     )
     .await?;
 
@@ -488,7 +492,8 @@ pub async fn run(
         "serving JSON-RPC, the status page, /metrics and /healthz"
     );
     poller.spawn(&shared, &book);
-    on_ready(addr);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    on_ready(&format!("{scheme}://{addr}"));
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let backlog = Backlog::new(&inputs.chain_dir, resumed.reader.position());
@@ -522,7 +527,9 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => break false,
             _ = &mut ended_rx => break true,
-            Some(()) = reload.recv() => reload_config(&inputs, config_path.as_deref(), &shared),
+            Some(()) = reload.recv() => {
+                reload_config(&inputs, config_path.as_deref(), &shared, tls.as_deref())
+            }
         }
     };
     if ingest_ended {
@@ -615,7 +622,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// SIGHUP: mode, token and rate limit change live; decision-relevant changes are refused.
-fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
+fn reload_config(
+    inputs: &Inputs,
+    path: Option<&Path>,
+    shared: &Shared,
+    tls: Option<&crate::tls::ServerTls>,
+) {
     let outcome = (|| -> Result<()> {
         let config = Config::load_from_process_env(path)?;
         let fresh = Inputs::from_config(config)?;
@@ -630,6 +642,16 @@ fn reload_config(inputs: &Inputs, path: Option<&Path>, shared: &Shared) {
                 "refused: decision-relevant settings changed mid-chain ({what}); they can only \
                  change with a new data_dir. Mode, RPC token and rate limit were not reloaded either."
             );
+        }
+        if let Some(tls) = tls {
+            anyhow::ensure!(
+                fresh.config.rpc.tls.enabled(),
+                "refused: rpc.tls.cert is no longer set; turning TLS off needs a restart"
+            );
+            tls.reload(&fresh.config.rpc.tls).context(
+                "refused: the TLS certificate could not be reloaded (the one being served is kept; \
+                 mode, RPC token and rate limit were not reloaded either)",
+            )?;
         }
         shared.set_live(Live {
             token: fresh.config.rpc.token.clone(),

@@ -206,7 +206,12 @@ impl Poller {
                 Ok(Peer {
                     index,
                     url: url.clone(),
-                    client: client(url, config.tokens.get(url), config.timeout_ms)?,
+                    client: client(
+                        url,
+                        config.tokens.get(url),
+                        config.tls.get(url),
+                        config.timeout_ms,
+                    )?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -231,17 +236,34 @@ impl Poller {
     }
 }
 
-fn client(url: &str, token: Option<&Secret>, timeout_ms: u64) -> Result<HttpClient> {
+fn client(
+    url: &str,
+    token: Option<&Secret>,
+    tls: Option<&tb_config::PeerTlsConfig>,
+    timeout_ms: u64,
+) -> Result<HttpClient> {
     let mut headers = HeaderMap::new();
     if let Some(token) = token {
         let value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| anyhow::anyhow!("the token of peer {url} is not a valid header value"))?;
         headers.insert("authorization", value);
     }
-    HttpClientBuilder::default()
+    let mut builder = HttpClientBuilder::default()
         .request_timeout(Duration::from_millis(timeout_ms))
         .max_response_size(MAX_RESPONSE_BYTES)
-        .set_headers(headers)
+        .set_headers(headers);
+    if let Some(tls) = tls {
+        let origin = format!("peers.tls.\"{url}\"");
+        let config = crate::tls::ClientTls {
+            ca: tls.ca.as_deref(),
+            identity: tls.cert.as_deref().zip(tls.key.as_deref()),
+            server_name: tls.server_name.as_deref(),
+            origin: &origin,
+        }
+        .config()?;
+        builder = builder.with_custom_cert_store(config);
+    }
+    builder
         .build(url)
         .with_context(|| format!("peer URL {url}"))
 }

@@ -14,3 +14,4 @@ mod pipes;
 mod runbook;
 mod startup;
 mod support;
+mod tls;

@@ -1,6 +1,7 @@
 //! Reaching the daemon: where its JSON-RPC is, one call per `governor.*` method, and failed
 //! calls turned into operator-facing messages with hints by [`Endpoint::explain`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -29,6 +30,76 @@ pub(super) struct Endpoint {
     pub(super) timeout: Duration,
     /// Bearer token for mutating calls (never printed).
     pub(super) token: Option<Secret>,
+    /// TLS settings for an `https://` URL: CA bundle, client certificate and key.
+    pub(super) tls: TlsFiles,
+}
+
+/// The TLS files `tb-cli` uses, from flags or from the environment variables The Block's clients
+/// read (`TB_RPC_TLS_*`, else `TB_HTTP_TLS_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct TlsFiles {
+    /// PEM CA bundle; `None` uses the system's roots.
+    pub(super) ca: Option<PathBuf>,
+    /// PEM client certificate chain.
+    pub(super) cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub(super) key: Option<PathBuf>,
+    /// Where the files came from, for errors (`--tls-*` or a variable prefix).
+    pub(super) origin: String,
+}
+
+/// Prefixes of The Block's client TLS variables (`<PREFIX>_CA`, `_CERT`, `_KEY`), in order: the
+/// first with any of them set is used.
+const TLS_ENV_PREFIXES: [&str; 2] = ["TB_RPC_TLS", "TB_HTTP_TLS"];
+
+impl TlsFiles {
+    /// Flags first; with none given, the first prefix of [`TLS_ENV_PREFIXES`] that has any
+    /// variable set.
+    fn resolve(rpc: &RpcArgs, env: &dyn Fn(&str) -> Option<String>) -> TlsFiles {
+        if rpc.tls_ca.is_some() || rpc.tls_cert.is_some() || rpc.tls_key.is_some() {
+            return TlsFiles {
+                ca: rpc.tls_ca.clone(),
+                cert: rpc.tls_cert.clone(),
+                key: rpc.tls_key.clone(),
+                origin: "--tls-ca/--tls-cert/--tls-key".to_owned(),
+            };
+        }
+        for prefix in TLS_ENV_PREFIXES {
+            let get = |suffix: &str| env(&format!("{prefix}_{suffix}")).map(PathBuf::from);
+            let files = TlsFiles {
+                ca: get("CA"),
+                cert: get("CERT"),
+                key: get("KEY"),
+                origin: format!("{prefix}_CA/_CERT/_KEY"),
+            };
+            if files.ca.is_some() || files.cert.is_some() || files.key.is_some() {
+                return files;
+            }
+        }
+        TlsFiles::default()
+    }
+
+    /// The rustls configuration, when any file is set.
+    fn config(&self) -> Result<Option<jsonrpsee::http_client::CustomCertStore>> {
+        let identity = match (&self.cert, &self.key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => anyhow::bail!(
+                "{}: a client certificate needs its key and a key its certificate",
+                self.origin
+            ),
+        };
+        if self.ca.is_none() && identity.is_none() {
+            return Ok(None);
+        }
+        let tls = crate::tls::ClientTls {
+            ca: self.ca.as_deref(),
+            identity,
+            server_name: None,
+            origin: &self.origin,
+        };
+        tls.config().map(Some)
+    }
 }
 
 impl Endpoint {
@@ -37,6 +108,7 @@ impl Endpoint {
     pub(super) fn from_args(rpc: &RpcArgs, token: Option<&TokenArgs>) -> Endpoint {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let url = resolve_url(rpc.rpc.as_deref(), env(RPC_URL_ENV));
+        let tls = TlsFiles::resolve(rpc, &env);
         let token = token.and_then(|t| {
             t.token
                 .clone()
@@ -46,6 +118,7 @@ impl Endpoint {
             url,
             timeout: Duration::from_secs(rpc.timeout),
             token,
+            tls,
         }
     }
 
@@ -62,16 +135,18 @@ impl Endpoint {
             value.set_sensitive(true);
             headers.insert("authorization", value);
         }
-        HttpClientBuilder::default()
+        let mut builder = HttpClientBuilder::default()
             .request_timeout(self.timeout)
-            .set_headers(headers)
-            .build(&self.url)
-            .map_err(|err| {
-                anyhow!(
-                    "invalid --rpc URL {:?}: {err} (expected e.g. {DEFAULT_RPC_URL})",
-                    self.url
-                )
-            })
+            .set_headers(headers);
+        if let Some(config) = self.tls.config()? {
+            builder = builder.with_custom_cert_store(config);
+        }
+        builder.build(&self.url).map_err(|err| {
+            anyhow!(
+                "invalid --rpc URL {:?}: {err} (expected e.g. {DEFAULT_RPC_URL})",
+                self.url
+            )
+        })
     }
 
     /// Turns a failed call of `method` into an operator-facing error with a hint.
@@ -284,6 +359,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn tls_files_come_from_flags_else_the_first_prefix_with_a_variable() {
+        let args = |ca: Option<&str>| RpcArgs {
+            rpc: None,
+            json: false,
+            timeout: 10,
+            tls_ca: ca.map(PathBuf::from),
+            tls_cert: None,
+            tls_key: None,
+        };
+        let env = |name: &str| match name {
+            "TB_RPC_TLS_CERT" => Some("rpc.crt".to_owned()),
+            "TB_HTTP_TLS_CA" => Some("http-ca.crt".to_owned()),
+            _ => None,
+        };
+        let flags = TlsFiles::resolve(&args(Some("flag-ca.crt")), &env);
+        assert_eq!(flags.ca, Some(PathBuf::from("flag-ca.crt")));
+        assert_eq!(flags.cert, None);
+        let from_env = TlsFiles::resolve(&args(None), &env);
+        assert_eq!(from_env.cert, Some(PathBuf::from("rpc.crt")));
+        assert_eq!(from_env.ca, None, "TB_HTTP_TLS_* is not mixed in");
+        let e = from_env.config().unwrap_err().to_string();
+        assert!(
+            e.contains("TB_RPC_TLS") && e.contains("needs its key"),
+            "{e}"
+        );
+        assert_eq!(
+            TlsFiles::resolve(&args(None), &|_: &str| None),
+            TlsFiles::default()
+        );
+        let fallback = TlsFiles::resolve(&args(None), &|n: &str| {
+            (n == "TB_HTTP_TLS_CA").then(|| "http-ca.crt".to_owned())
+        });
+        assert_eq!(fallback.ca, Some(PathBuf::from("http-ca.crt")));
+    }
+
     // --- Against a real jsonrpsee server ------------------------------------------------------
 
     struct Mock;
@@ -358,6 +469,7 @@ mod tests {
             url,
             timeout: Duration::from_secs(5),
             token: token.map(Secret::new),
+            tls: TlsFiles::default(),
         }
     }
 
@@ -383,6 +495,9 @@ mod tests {
                     rpc: None,
                     json: false,
                     timeout: 5,
+                    tls_ca: None,
+                    tls_cert: None,
+                    tls_key: None,
                 },
             };
             let got = fetch_intents(&ep, &args).await.unwrap();

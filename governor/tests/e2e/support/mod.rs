@@ -192,11 +192,12 @@ impl Daemon {
         };
         match first
             .as_deref()
-            .and_then(|l| l.strip_prefix("listening on http://"))
+            .and_then(|l| l.strip_prefix("listening on "))
+            .and_then(|url| url.trim().split_once("://"))
         {
-            Some(addr) => {
-                daemon.addr = addr.trim().to_owned();
-                daemon.url = format!("http://{}", daemon.addr);
+            Some((scheme, addr)) => {
+                daemon.addr = addr.to_owned();
+                daemon.url = format!("{scheme}://{addr}");
                 daemon
             }
             None => {
