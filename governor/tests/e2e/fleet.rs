@@ -250,9 +250,13 @@ fn a_fleet_agrees_names_the_first_divergence_and_survives_a_peer_restart() {
         peer_metric(&a, "governor_peer_agreed_epoch", &d.url),
         before.to_string()
     );
-    assert!(a
-        .stderr()
-        .contains(&format!("diverged at epoch {TAMPERED_EPOCH}")));
+    let log = a.stderr();
+    assert!(
+        log.lines().any(|l| l.contains("peer diverged")
+            && l.contains(&format!("peer={}", d.url))
+            && l.contains(&format!("epoch={TAMPERED_EPOCH}"))),
+        "{log}"
+    );
 
     // Offline, from the endpoints and from the directories.
     let cmp = run(

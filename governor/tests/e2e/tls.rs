@@ -425,3 +425,56 @@ fn tb_cli_speaks_https_with_flags_and_the_block_s_variables() {
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("TB_RPC_TLS"), "{}", r.stderr);
 }
+
+#[test]
+fn a_peer_over_https_is_compared_with_its_ca_client_certificate_and_pinned_name() {
+    let ca = Ca::new("fleet ca");
+    // b serves TLS with a certificate for "localhost" and requires a client certificate.
+    let b_fx = Fixture::new(&ca.leaf("b", false), "", "client_ca = \"ca.crt\"");
+    std::fs::write(b_fx.dir.join("ca.crt"), ca.pem()).unwrap();
+    let b = b_fx.start();
+    assert!(b.url.starts_with("https://127.0.0.1:"), "{}", b.url);
+
+    // a polls b over https://127.0.0.1:…, which is not the certificate's name: the pinned
+    // server name makes it acceptable; a's client certificate satisfies b's mutual TLS.
+    let dir = &b_fx.dir;
+    let a_leaf = ca.leaf("a", true);
+    std::fs::write(dir.join("a.crt"), &a_leaf.cert_pem).unwrap();
+    std::fs::write(dir.join("a.key"), &a_leaf.key_pem).unwrap();
+    let other = Ca::new("some other ca");
+    std::fs::write(dir.join("other.crt"), other.pem()).unwrap();
+    let peer_config = |name: &str, ca_file: &str, server_name: &str| {
+        Config::new(dir, 20)
+            .chain(&dir.join("sim/chain"))
+            .data(&dir.join(format!("data-{name}")))
+            .rpc_extra(&format!(
+                "[peers]\nurls = [{url:?}]\npoll_ms = 200\n\
+                 [peers.tls.{url:?}]\nca = {ca_file:?}\ncert = \"a.crt\"\nkey = \"a.key\"\n\
+                 server_name = {server_name:?}",
+                url = b.url
+            ))
+            .write(&dir.join(format!("{name}.toml")))
+    };
+    let a = Daemon::start(&peer_config("a", "ca.crt", "localhost"), &dir.join("a.log"));
+    let st = a.wait_status("a to agree with b over TLS", |s| {
+        s["peers"][0]["state"] == "agree" && s["peers"][0]["agreed_through"] == 0
+    });
+    assert_eq!(st["peers"][0]["url"], b.url.as_str());
+
+    // The wrong CA, or a name the certificate does not carry: unreachable, never agree.
+    for (name, ca_file, server_name) in [
+        ("w1", "other.crt", "localhost"),
+        ("w2", "ca.crt", "elsewhere"),
+    ] {
+        let w = Daemon::start(
+            &peer_config(name, ca_file, server_name),
+            &dir.join(format!("{name}.log")),
+        );
+        let st = w.wait_status("the peer to be unreachable", |s| {
+            s["peers"][0]["state"] == "unreachable"
+        });
+        let error = st["peers"][0]["error"].as_str().unwrap();
+        assert!(error.contains("governor.status"), "{name}: {error}");
+        assert!(st["peers"][0]["agreed_through"].is_null(), "{name}: {st:#}");
+    }
+}
