@@ -5,6 +5,7 @@ mod chain_faults;
 mod crash;
 mod daemon;
 mod demo;
+mod history;
 mod http_limits;
 mod observability;
 mod offline;
