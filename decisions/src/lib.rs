@@ -16,8 +16,8 @@ pub mod store;
 pub mod verify;
 
 pub use attest::{Attestation, KeyError, Signer};
-pub use store::{Attested, Listing, RecordStore, StoreError, WriteOutcome};
-pub use verify::{verify_dir, EpochCheck, Problem};
+pub use store::{Attested, Epochs, Listing, RecordStore, StoreError, WriteOutcome};
+pub use verify::{verify_dir, verify_each, EpochCheck, Problem};
 
 /// File name of the record of `epoch`: `epoch-{e:020}.json`.
 pub fn record_name(epoch: u64) -> String {

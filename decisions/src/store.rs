@@ -1,9 +1,14 @@
 //! Atomic, durable, idempotent record writes.
 //!
-//! A record is written to a temp file in the same directory, fsynced, linked into place only if
-//! no file of that name exists (never overwriting), and the directory is fsynced. Writing a
-//! record that already exists is a no-op when the bytes are equal and a divergence error when
-//! they are not: something changed the inputs, and an operator must look.
+//! A record is written to a temp file in the directory's own temp directory ([`TEMP_DIR`], on
+//! the same file system), fsynced, linked into place only if no file of that name exists (never
+//! overwriting), and the record directory is fsynced. Writing a record that already exists is a
+//! no-op when the bytes are equal and a divergence error when they are not: something changed
+//! the inputs, and an operator must look.
+//!
+//! Temp files live apart so that cleaning up after an interrupted write means emptying
+//! [`TEMP_DIR`], whatever the number of records; older versions wrote them (`.tmp-*`) next to
+//! the records, and [`remove_temp_files`] of the record directory removes those.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -76,6 +81,9 @@ pub enum Step {
     DirSynced,
 }
 
+/// The subdirectory of a record directory that holds the temp files of writes in progress.
+pub const TEMP_DIR: &str = ".tmp";
+
 /// A directory of per-epoch records.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
@@ -135,6 +143,12 @@ impl RecordStore {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The directory of the temp files writes go through ([`TEMP_DIR`]; created by the first
+    /// write).
+    pub fn temp_dir(&self) -> PathBuf {
+        self.dir.join(TEMP_DIR)
     }
 
     /// Path of the record of `epoch`.
@@ -241,29 +255,95 @@ impl RecordStore {
         read_optional(&self.sidecar_path(epoch))
     }
 
-    /// The epochs that have a record, ascending.
-    pub fn epochs(&self) -> Result<Vec<u64>, StoreError> {
-        Ok(self.list()?.records)
+    /// The epochs that have a record, ascending. A directory whose records have no gap (what a
+    /// writer of consecutive epochs leaves) costs one pass over its names and no memory; one with
+    /// gaps costs a second pass and holds its epoch numbers.
+    pub fn epochs(&self) -> Result<Epochs, StoreError> {
+        let mut span: Option<(u64, u64, u64)> = None;
+        self.each_name(|name| {
+            if let Some(e) = parse_record_name(name) {
+                span = Some(match span {
+                    None => (e, e, 1),
+                    Some((lo, hi, n)) => (lo.min(e), hi.max(e), n + 1),
+                });
+            }
+        })?;
+        Ok(Epochs(match span {
+            None => Walk::Listed(Vec::new().into_iter()),
+            Some((lo, hi, n)) if hi - lo == n - 1 => Walk::Run(lo..=hi),
+            Some(_) => Walk::Listed(self.list()?.records.into_iter()),
+        }))
     }
 
     /// The epochs with a record and the epochs with a sidecar, each ascending, from one
     /// directory listing.
     pub fn list(&self) -> Result<Listing, StoreError> {
         let mut out = Listing::default();
-        for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
-            let entry = entry.map_err(io_err("listing", &self.dir))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                continue;
-            };
-            match name.strip_suffix(".sig") {
-                Some(record) => out.sidecars.extend(parse_record_name(record)),
-                None => out.records.extend(parse_record_name(name)),
-            }
-        }
+        self.each_name(|name| match name.strip_suffix(".sig") {
+            Some(record) => out.sidecars.extend(parse_record_name(record)),
+            None => out.records.extend(parse_record_name(name)),
+        })?;
         out.records.sort_unstable();
         out.sidecars.sort_unstable();
         Ok(out)
+    }
+
+    /// The records from epoch `from` up to the first epoch without one, and which of them have
+    /// a sidecar: what lies beyond a known epoch, found without listing the directory.
+    pub fn list_from(&self, from: u64) -> Result<Listing, StoreError> {
+        let mut out = Listing::default();
+        let mut next = Some(from);
+        while let Some(epoch) = next {
+            if !exists(&self.path(epoch))? {
+                break;
+            }
+            out.records.push(epoch);
+            if exists(&self.sidecar_path(epoch))? {
+                out.sidecars.push(epoch);
+            }
+            next = epoch.checked_add(1);
+        }
+        Ok(out)
+    }
+
+    /// Calls `each` with every UTF-8 name in the directory.
+    fn each_name(&self, mut each: impl FnMut(&str)) -> Result<(), StoreError> {
+        for entry in std::fs::read_dir(&self.dir).map_err(io_err("listing", &self.dir))? {
+            let entry = entry.map_err(io_err("listing", &self.dir))?;
+            if let Some(name) = entry.file_name().to_str() {
+                each(name);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The epochs of a record directory, ascending ([`RecordStore::epochs`]).
+#[derive(Debug, Clone)]
+pub struct Epochs(Walk);
+
+/// How [`Epochs`] walks: a gapless run needs only its ends.
+#[derive(Debug, Clone)]
+enum Walk {
+    Run(std::ops::RangeInclusive<u64>),
+    Listed(std::vec::IntoIter<u64>),
+}
+
+impl Iterator for Epochs {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match &mut self.0 {
+            Walk::Run(r) => r.next(),
+            Walk::Listed(l) => l.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Walk::Run(r) => r.size_hint(),
+            Walk::Listed(l) => l.size_hint(),
+        }
     }
 }
 
@@ -287,6 +367,11 @@ impl Listing {
     }
 }
 
+/// Whether `path` exists; an error other than "not found" is reported, naming it.
+fn exists(path: &Path) -> Result<bool, StoreError> {
+    path.try_exists().map_err(io_err("reading", path))
+}
+
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
@@ -302,8 +387,8 @@ fn sync_dir_of(dir: &Path, path: &Path) -> Result<(), StoreError> {
         .map_err(io_err("syncing the directory entry of", path))
 }
 
-/// Temp file (a dotfile, so listings skip it), write, fsync, link into place without
-/// replacing anything, fsync the directory. Every error names `path`, never the temp file.
+/// Temp file in `dir`'s [`TEMP_DIR`] (created if missing), write, fsync, link into place
+/// without replacing anything, fsync `dir`. Every error names `path`, never the temp file.
 fn write_new(
     dir: &Path,
     path: &Path,
@@ -311,7 +396,7 @@ fn write_new(
     hook: &mut dyn FnMut(Step) -> io::Result<()>,
 ) -> Result<WriteOutcome, StoreError> {
     let e = io_err("writing", path);
-    let mut tmp = match tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir) {
+    let mut tmp = match temp_file_in(&dir.join(TEMP_DIR)) {
         Ok(tmp) => tmp,
         Err(err) => return Err(e(without_temp_path(err))),
     };
@@ -327,6 +412,27 @@ fn write_new(
         .and_then(|()| hook(Step::DirSynced))
         .map_err(io_err("syncing the directory entry of", path))?;
     Ok(WriteOutcome::Written)
+}
+
+/// A `.tmp-*` file in `temp_dir`, creating the directory the first time. The directory entry
+/// need not be durable: a record linked out of it is made durable by its own directory's fsync.
+fn temp_file_in(temp_dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let create = || {
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(temp_dir)
+    };
+    match create() {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            match std::fs::create_dir(temp_dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            create()
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +454,7 @@ mod tests {
         assert!(err.contains("decision divergence at epoch 3"), "{err}");
         assert!(err.contains("first differing field: a"), "{err}");
         assert_eq!(s.read(3).unwrap().unwrap(), br#"{"a":1}"#);
-        assert_eq!(s.epochs().unwrap(), vec![3]);
+        assert_eq!(s.epochs().unwrap().collect::<Vec<_>>(), vec![3]);
     }
 
     #[test]
@@ -376,8 +482,14 @@ mod tests {
                 ),
                 Some(b) => assert_eq!(b, bytes, "{fail_at:?}: partial file"),
             }
-            // No stray record names; temp files are dotfiles the listing skips.
-            assert!(s.epochs().unwrap().len() <= 1);
+            // No stray record names: temp files live in their own directory.
+            assert!(s.epochs().unwrap().count() <= 1);
+            let names: Vec<_> = std::fs::read_dir(s.dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n != TEMP_DIR && parse_record_name(n).is_none())
+                .collect();
+            assert!(names.is_empty(), "{fail_at:?}: {names:?}");
             let again = s.write(7, bytes).unwrap();
             assert_eq!(s.read(7).unwrap().unwrap(), bytes, "{fail_at:?}");
             let expected = if matches!(fail_at, Step::Written | Step::Synced) {
@@ -446,5 +558,35 @@ mod tests {
         assert!(tmp.path().join("keep.json").exists());
         assert!(!tmp.path().join(".tmp-abc").exists());
         assert_eq!(remove_temp_files(&tmp.path().join("nope")).unwrap(), 0);
+    }
+
+    #[test]
+    fn temp_files_live_in_the_temp_dir() {
+        let (_d, s) = store();
+        s.write(1, b"{}").unwrap();
+        let left = std::fs::read_dir(s.temp_dir()).unwrap().count();
+        assert_eq!(left, 0, "a completed write left its temp file");
+        // What a crash between the temp file's creation and its link leaves behind.
+        std::fs::write(s.temp_dir().join(".tmp-left"), b"{").unwrap();
+        assert_eq!(remove_temp_files(s.dir()).unwrap(), 0);
+        assert_eq!(remove_temp_files(&s.temp_dir()).unwrap(), 1);
+        assert_eq!(s.epochs().unwrap().collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn epochs_come_in_order_with_or_without_gaps() {
+        let (_d, s) = store();
+        assert_eq!(s.epochs().unwrap().count(), 0);
+        for e in [5, 3, 4] {
+            s.write(e, b"{}").unwrap();
+        }
+        s.write_sidecar(4, b"sig").unwrap();
+        assert_eq!(s.epochs().unwrap().collect::<Vec<_>>(), [3, 4, 5]);
+        s.write(9, b"{}").unwrap();
+        assert_eq!(s.epochs().unwrap().collect::<Vec<_>>(), [3, 4, 5, 9]);
+        // From a known epoch up to the first gap, with the sidecars found on the way.
+        let from = s.list_from(4).unwrap();
+        assert_eq!((from.records, from.sidecars), (vec![4, 5], vec![4]));
+        assert_eq!(s.list_from(6).unwrap(), Listing::default());
     }
 }

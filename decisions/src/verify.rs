@@ -68,14 +68,22 @@ pub struct EpochCheck {
     pub problem: Option<Problem>,
 }
 
-/// Checks every record in `store` against `trusted` keys.
+/// Checks every record in `store` against `trusted` keys, in epoch order.
 pub fn verify_dir(
     store: &RecordStore,
     trusted: &[VerifyingKey],
 ) -> Result<Vec<EpochCheck>, StoreError> {
-    let mut out = Vec::new();
+    verify_each(store, trusted)?.collect()
+}
+
+/// [`verify_dir`] one epoch at a time: it holds one record at a time (and, when the epochs have
+/// gaps, their numbers), so memory does not grow with the directory.
+pub fn verify_each<'a>(
+    store: &'a RecordStore,
+    trusted: &'a [VerifyingKey],
+) -> Result<impl Iterator<Item = Result<EpochCheck, StoreError>> + 'a, StoreError> {
     let mut prev: Option<(u64, String)> = None;
-    for epoch in store.epochs()? {
+    Ok(store.epochs()?.map(move |epoch| {
         let bytes = store.read(epoch)?.unwrap_or_default();
         let hash = crate::hash_hex(&bytes);
         let sidecar = store.read_sidecar(epoch)?;
@@ -83,15 +91,14 @@ pub fn verify_dir(
         if problem.is_none() {
             problem = check_link(epoch, &bytes, prev.as_ref());
         }
-        out.push(EpochCheck {
+        prev = Some((epoch, hash.clone()));
+        Ok(EpochCheck {
             epoch,
-            decision_hash: hash.clone(),
+            decision_hash: hash,
             keyid,
             problem,
-        });
-        prev = Some((epoch, hash));
-    }
-    Ok(out)
+        })
+    }))
 }
 
 /// Checks one record against its sidecar bytes (no chain link); `None` = attestation matches.

@@ -8,11 +8,12 @@
 //!
 //! | subcommand | what it measures |
 //! | --- | --- |
-//! | `load` | `governor.status` latency under an open-loop schedule: request `i` is due at `t0 + i/rate`, spread round-robin over `conns` HTTP/1.1 keep-alive connections, and its latency runs from that due time (not the send time) to the last response byte, so a stalled server is charged for the requests queued behind the stall; `--series` writes `due_us latency_us` per measured request |
+//! | `load` | latency of one method (`governor.status` unless `--method`/`--params` say otherwise) under an open-loop schedule: request `i` is due at `t0 + i/rate`, spread round-robin over `conns` HTTP/1.1 keep-alive connections, and its latency runs from that due time (not the send time) to the last response byte, so a stalled server is charged for the requests queued behind the stall; `--series` writes `due_us latency_us` per measured request |
 //! | `close-time` | hard-links chain files into the watched directory and times until status shows the last decision asked for: wall time per epoch, and close-to-close time from the decision files' mtimes |
 //! | `wait` | waits until status shows a decision |
 //! | `restart` | spawns the daemon command given after `--`, times spawn → `listening on` line → first successful `governor.status`, then SIGTERM → exit |
 //! | `fsync-probe` | the floor: one decision-file write exactly as the daemon does it (`RecordStore::write`: temp file, fsync, link, directory fsync); with `--prefill`, writes alternate with the same writes into a directory already holding `N` entries, under `big` |
+//! | `synth-intents` | not a measurement: rewrites a stopped daemon's checkpoint with one made-up intent every `N` epochs of its history (the simulated chains never create one), so that `governor.intents` has a history to search |
 //!
 //! HTTP goes through the end-to-end tests' std-only client (`tests/e2e/support/http.rs`): no
 //! client library's pooling or buffering stands between the schedule and the socket.
@@ -49,7 +50,7 @@ struct Cli {
 /// One measurement.
 #[derive(Subcommand)]
 enum Cmd {
-    /// `governor.status` latency under an open-loop schedule.
+    /// Latency of one method (`governor.status` by default) under an open-loop schedule.
     Load(LoadArgs),
     /// Time to close the epochs of chain files linked into the watched directory.
     CloseTime(CloseTimeArgs),
@@ -59,6 +60,8 @@ enum Cmd {
     Restart(RestartArgs),
     /// Time of one decision-file write, the floor of a close.
     FsyncProbe(FsyncArgs),
+    /// Fill a checkpoint's intent history with made-up intents.
+    SynthIntents(SynthIntentsArgs),
 }
 
 /// `load`.
@@ -82,6 +85,12 @@ struct LoadArgs {
     /// Writes `due_us latency_us` per measured request to this file.
     #[arg(long)]
     series: Option<PathBuf>,
+    /// The method called.
+    #[arg(long, default_value = "governor.status")]
+    method: String,
+    /// Its params, as JSON (none by default).
+    #[arg(long)]
+    params: Option<String>,
 }
 
 /// `close-time`.
@@ -161,11 +170,22 @@ struct FsyncArgs {
     prefill: u64,
 }
 
+/// `synth-intents`.
+#[derive(Args)]
+struct SynthIntentsArgs {
+    /// The checkpoint to rewrite (`state/checkpoint.json` of a stopped daemon).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// One intent every this many epochs, from epoch 0 to the checkpoint's.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+}
+
 fn main() -> Result<()> {
     let Some(command) = Cli::parse().command else {
         eprintln!(
             "rpc_load: nothing to do without a subcommand (load, close-time, wait, restart, \
-             fsync-probe); scripts/bench-daemon.sh drives it"
+             fsync-probe, synth-intents); scripts/bench-daemon.sh drives it"
         );
         return Ok(());
     };
@@ -175,6 +195,7 @@ fn main() -> Result<()> {
         Cmd::Wait(a) => wait(&a)?,
         Cmd::Restart(a) => restart(&a)?,
         Cmd::FsyncProbe(a) => fsync_probe(&a)?,
+        Cmd::SynthIntents(a) => synth_intents(&a)?,
     };
     println!("{out}");
     Ok(())
@@ -230,7 +251,18 @@ impl Rpc {
 
     /// Sends one JSON-RPC call and returns its `result`.
     fn call(&mut self, id: u64, method: &str) -> Result<Value, CallError> {
-        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}"}}"#);
+        self.call_with(id, method, None)
+    }
+
+    /// [`Rpc::call`] with `params` (JSON text).
+    fn call_with(
+        &mut self,
+        id: u64,
+        method: &str,
+        params: Option<&str>,
+    ) -> Result<Value, CallError> {
+        let params = params.map_or_else(String::new, |p| format!(r#","params":{p}"#));
+        let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}"{params}}}"#);
         let r = self.conn.request(
             "POST",
             "/",
@@ -308,12 +340,15 @@ fn load(a: &LoadArgs) -> Result<Value> {
     let period_ns = 1_000_000_000 / rate;
     let warm_n = rate * warmup;
     let total = warm_n + rate * secs;
+    if let Some(p) = &a.params {
+        serde_json::from_str::<Value>(p).with_context(|| format!("--params {p:?}"))?;
+    }
     let mut pool = Vec::new();
     for _ in 0..conns {
         let mut c = Rpc::connect(&addr, Duration::from_secs(5))
             .with_context(|| format!("connecting to {addr}"))?;
-        c.call(0, "governor.status")
-            .map_err(|e| anyhow!("first status call failed: {}", e.label()))?;
+        c.call_with(0, &a.method, a.params.as_deref())
+            .map_err(|e| anyhow!("first {} call failed: {}", a.method, e.label()))?;
         pool.push(c);
     }
     let t0 = Instant::now() + Duration::from_millis(50);
@@ -323,6 +358,7 @@ fn load(a: &LoadArgs) -> Result<Value> {
         .enumerate()
         .map(|(k, conn)| {
             let addr = addr.clone();
+            let (method, params) = (a.method.clone(), a.params.clone());
             std::thread::spawn(move || {
                 let mut conn = Some(conn);
                 let mut t = Tally::default();
@@ -343,7 +379,7 @@ fn load(a: &LoadArgs) -> Result<Value> {
                         }
                     };
                     let res = c.map_err(CallError::Io).and_then(|mut c| {
-                        let r = c.call(i + 1, "governor.status");
+                        let r = c.call_with(i + 1, &method, params.as_deref());
                         if !matches!(r, Err(CallError::Io(_))) && !c.closing {
                             conn = Some(c);
                         }
@@ -396,6 +432,7 @@ fn load(a: &LoadArgs) -> Result<Value> {
     let sent = lat.len() as u64 + n_err;
     let window_us = micros(last_done - measured_from).max(1);
     Ok(json!({
+        "method": a.method,
         "rate": rate,
         "secs": secs,
         "conns": conns,
@@ -661,4 +698,40 @@ fn fsync_probe(a: &FsyncArgs) -> Result<Value> {
         out["big"] = write_stats(&mut tb);
     }
     Ok(out)
+}
+
+fn synth_intents(a: &SynthIntentsArgs) -> Result<Value> {
+    use tb_governor::daemon::files::Checkpoint;
+    use tb_governor::engine::{Action, Gate, Intent, IntentState};
+    let path = &a.checkpoint;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut cp: Checkpoint = serde_json::from_slice(&bytes)?;
+    cp.history.intents = (0..=cp.epoch)
+        .step_by(usize::try_from(a.every)?)
+        .enumerate()
+        .map(|(i, epoch)| {
+            let gate = Gate::ALL[i % Gate::ALL.len()];
+            let action = if i % 2 == 0 {
+                Action::Enter
+            } else {
+                Action::Exit
+            };
+            Intent {
+                id: format!("{gate}-{epoch:08}-{}", action.as_str()),
+                gate,
+                action,
+                created_epoch: epoch,
+                epoch_apply: epoch + 1,
+                reason: "made up by rpc_load synth-intents".to_owned(),
+                metrics: [("settlements".to_owned(), Some(7))].into(),
+                snapshot_hash: "00".repeat(32),
+                state: IntentState::Shadowed,
+            }
+        })
+        .collect();
+    tb_governor::daemon::files::write_replace(path, &serde_json::to_vec(&cp)?)?;
+    Ok(json!({
+        "intents": cp.history.intents.len(),
+        "checkpoint_bytes": std::fs::metadata(path)?.len(),
+    }))
 }

@@ -40,7 +40,7 @@ pub fn configured_key(config: &Config) -> Result<Signer> {
 /// What [`sign_missing`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SignReport {
-    /// Decision files in the directory.
+    /// Decision files in the listing.
     pub files: usize,
     /// Epochs that got a sidecar now.
     pub signed: Vec<u64>,
@@ -58,13 +58,16 @@ pub struct SignReport {
 /// changed) and every unsigned file after them stay unsigned. Files after the successor of the
 /// last unsigned one are not read.
 pub fn sign_missing(store: &RecordStore, signer: &Signer) -> Result<SignReport> {
-    sign_missing_in(store, &store.list()?, signer)
+    sign_missing_in(store, &store.list()?, None, signer)
 }
 
-/// [`sign_missing`] with the directory's `listing` already made.
+/// [`sign_missing`] over the files of `listing`: the whole directory, or the files after
+/// `after` (an epoch and its file's hash, known to be signed and part of the chain), to which
+/// the first of them must link.
 pub fn sign_missing_in(
     store: &RecordStore,
     listing: &Listing,
+    after: Option<(u64, String)>,
     signer: &Signer,
 ) -> Result<SignReport> {
     let epochs = &listing.records;
@@ -81,7 +84,7 @@ pub fn sign_missing_in(
         .copied()
         .take_while(|e| *e <= last_missing)
         .chain(epochs.iter().copied().find(|e| *e > last_missing));
-    let mut prev: Option<(u64, String)> = None;
+    let mut prev = after;
     // An unsigned file whose backward link holds, signed once the next file links to it.
     let mut waiting: Option<(u64, Vec<u8>)> = None;
     for epoch in walk {
@@ -196,5 +199,34 @@ mod tests {
         store.write(1, &d1).unwrap();
         let r = sign_missing(&store, &signer).unwrap();
         assert_eq!((r.signed, r.broken), (vec![0, 1], None));
+    }
+
+    #[test]
+    fn files_after_a_known_epoch_must_link_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::open(dir.path(), "decision").unwrap();
+        let signer = Signer::from_seed([7; 32]);
+        let d5 = decision(5, Some(&"00".repeat(32)));
+        let h5 = tb_canonical::hash_hex(&d5);
+        store.write(5, &d5).unwrap();
+        store.write(6, &decision(6, Some(&h5))).unwrap();
+        let after = store.list_from(6).unwrap();
+        let r = sign_missing_in(&store, &after, Some((5, h5.clone())), &signer).unwrap();
+        assert_eq!((r.files, r.signed, r.broken), (1, vec![6], None));
+        assert!(
+            store.read_sidecar(5).unwrap().is_none(),
+            "epoch 5 is not walked"
+        );
+        // Linked to another file of epoch 5: broken, nothing signed.
+        store.write(7, &decision(7, Some(&h5))).unwrap();
+        let r = sign_missing_in(
+            &store,
+            &store.list_from(7).unwrap(),
+            Some((6, "ff".repeat(32))),
+            &signer,
+        )
+        .unwrap();
+        assert_eq!((r.signed, r.unsigned), (vec![], vec![7]));
+        assert_eq!(r.broken.map(|(e, _)| e), Some(7));
     }
 }

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod keygen;
 pub mod offline;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod shell;
 pub mod sign;

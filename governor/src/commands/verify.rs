@@ -3,10 +3,11 @@
 use anyhow::{Context, Result};
 use ed25519_dalek::VerifyingKey;
 use serde_json::json;
-use tb_decisions::{verify_dir, RecordStore};
+use tb_decisions::{verify_each, RecordStore};
 
+use super::report::EpochsJson;
 use crate::cli::VerifyArgs;
-use crate::outln;
+use crate::{out, outln};
 
 /// Parses a `--trusted-key` value.
 pub fn parse_trusted_key(text: &str) -> Result<VerifyingKey> {
@@ -30,27 +31,27 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
         args.decisions.display()
     );
     let store = RecordStore::open(&args.decisions, "decision")?;
-    let checks = verify_dir(&store, &trusted)?;
-    let failed = checks.iter().filter(|c| c.problem.is_some()).count();
-    let ok = failed == 0 && !checks.is_empty();
-    if args.json {
-        let epochs: Vec<_> = checks
-            .iter()
-            .map(|c| {
-                json!({
-                    "epoch": c.epoch,
-                    "ok": c.problem.is_none(),
-                    "decision_hash": c.decision_hash,
-                    "keyid": c.keyid,
-                    "problem": c.problem.as_ref().map(|p| p.to_string()),
-                })
-            })
-            .collect();
-        let out = json!({ "decisions": args.decisions, "ok": ok, "epochs": epochs });
-        outln!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ok);
-    }
-    for c in &checks {
+    // One epoch at a time, printed as it is checked: memory does not grow with the directory.
+    let mut json = if args.json {
+        Some(EpochsJson::begin(&args.decisions, |s| out!("{s}"))?)
+    } else {
+        None
+    };
+    let (mut checked, mut failed) = (0usize, 0usize);
+    for c in verify_each(&store, &trusted)? {
+        let c = c?;
+        checked += 1;
+        failed += usize::from(c.problem.is_some());
+        if let Some(json) = &mut json {
+            json.epoch(&json!({
+                "epoch": c.epoch,
+                "ok": c.problem.is_none(),
+                "decision_hash": c.decision_hash,
+                "keyid": c.keyid,
+                "problem": c.problem.as_ref().map(|p| p.to_string()),
+            }))?;
+            continue;
+        }
         match &c.problem {
             None => outln!(
                 "epoch {}: Attestation matches (keyid {}, decision_hash {})",
@@ -61,13 +62,17 @@ pub fn run(args: &VerifyArgs) -> Result<bool> {
             Some(p) => outln!("epoch {}: FAILED: {p}", c.epoch),
         }
     }
-    if checks.is_empty() {
+    let ok = failed == 0 && checked > 0;
+    if let Some(json) = json {
+        json.end(ok);
+        return Ok(ok);
+    }
+    if checked == 0 {
         outln!("no decision files in {}", args.decisions.display());
     } else {
         outln!(
-            "verified {} epochs: {} match, {failed} failed",
-            checks.len(),
-            checks.len() - failed
+            "verified {checked} epochs: {} match, {failed} failed",
+            checked - failed
         );
     }
     Ok(ok)

@@ -343,6 +343,14 @@ pub struct Checkpoint {
     pub engine: EngineState,
     /// Intents and counters.
     pub history: History,
+    /// Decision files through `epoch` that had no sidecar, so that a start counts them without
+    /// listing `decisions/`. Absent from checkpoints of older versions (a start then lists it).
+    #[serde(default)]
+    pub unsigned: Option<u64>,
+    /// keyid of the key that signed the decisions through `epoch` (none: signing was off), so
+    /// that a start with another key, or with signing just turned on, checks every sidecar.
+    #[serde(default)]
+    pub keyid: Option<String>,
 }
 
 /// Current checkpoint format.

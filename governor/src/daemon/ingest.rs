@@ -49,6 +49,8 @@ pub struct Ingest {
     pub backlog: Backlog,
     /// A problem found at start that stops ingestion before it begins (shown as the stall).
     pub halted: Option<String>,
+    /// Decision files through the last closed epoch without a sidecar, for the checkpoint.
+    pub unsigned: u64,
 }
 
 impl Ingest {
@@ -190,6 +192,10 @@ impl Ingest {
             .inspect_err(|_| {
                 shared.metrics.governor_decision_write_failures.inc();
             })?;
+        // With signing on every decision has its sidecar now; without, one may already exist.
+        if signer.is_none() && !shared.node.decisions.sidecar_path(epoch).exists() {
+            self.unsigned += 1;
+        }
         // Logged before it is published, so a close seen in status is already in the log.
         tracing::info!(
             epoch,
@@ -222,6 +228,8 @@ impl Ingest {
             replay: self.replayer.checkpoint(),
             engine: st.clone(),
             history: self.shared.view().history.clone(),
+            unsigned: Some(self.unsigned),
+            keyid: self.signer.as_ref().map(Signer::keyid),
         };
         let bytes = serde_json::to_vec(&cp)?;
         write_replace(&self.checkpoint_path, &bytes)

@@ -4,12 +4,17 @@
 //! which wires them to SIGTERM/SIGINT and SIGHUP) drive it the same way.
 //!
 //! Data dir: `LOCK` (the exclusive lock, see [`datadir`]), `decisions/` (decision files and
-//! sidecars), `journal.jsonl`, `state/checkpoint.json`, `state/peers.json` (the peer comparison,
-//! see [`peers`]), `runtime/params.json`.
+//! sidecars; `decisions/.tmp/` holds the temp files of writes in progress), `journal.jsonl`,
+//! `state/checkpoint.json`, `state/peers.json` (the peer comparison, see [`peers`]),
+//! `runtime/params.json`.
 //!
 //! Start-up runs every check that can refuse the start (configuration, providers file, signing
 //! key, the data directory lock, config drift, the journal, binding the listener) before its
-//! first write, so a refused start leaves the data directory as it found it.
+//! first write, so a refused start leaves the data directory as it found it. Its work does not
+//! grow with the number of decisions: the checkpoint names the newest decision it covers (checked
+//! against its file) and how many are unsigned, and the files after it are found by probing epoch
+//! by epoch. Only without a usable checkpoint (or when signing was turned on or its key changed)
+//! does it list `decisions/`.
 
 pub mod compat;
 pub mod datadir;
@@ -62,9 +67,21 @@ struct Resumed {
     checkpoint: Option<u64>,
 }
 
-fn resume(inputs: &Inputs, store: &RecordStore, checkpoint_path: &Path) -> Resumed {
+/// Resumes from `checkpoint` when there is one (and its replay state restores), else from
+/// genesis, saying why a checkpoint on disk was not used.
+fn resume(inputs: &Inputs, checkpoint: Result<Checkpoint>, checkpoint_path: &Path) -> Resumed {
     let cfg = ReplayConfig::from_config(&inputs.config);
-    match try_checkpoint(inputs, store, checkpoint_path, &cfg) {
+    let restored = checkpoint.and_then(|cp| {
+        let replayer = Replayer::restore(cfg.clone(), inputs.registry.clone(), cp.replay)?;
+        Ok(Resumed {
+            reader: ChainReader::open(&inputs.chain_dir, cp.position.clone()),
+            replayer,
+            engine: Engine::restore(inputs.engine_config(), cp.engine),
+            history: cp.history,
+            checkpoint: Some(cp.epoch),
+        })
+    });
+    match restored {
         Ok(r) => r,
         Err(why) => {
             if checkpoint_path.exists() {
@@ -84,12 +101,9 @@ fn resume(inputs: &Inputs, store: &RecordStore, checkpoint_path: &Path) -> Resum
     }
 }
 
-fn try_checkpoint(
-    inputs: &Inputs,
-    store: &RecordStore,
-    path: &Path,
-    cfg: &ReplayConfig,
-) -> Result<Resumed> {
+/// The checkpoint at `path` if a start can use it: readable, of this format, taken under
+/// `config_hash`, and naming a decision file that exists with the hash it recorded.
+fn load_checkpoint(path: &Path, store: &RecordStore, config_hash: &str) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let cp: Checkpoint = serde_json::from_slice(&bytes).context("parsing the checkpoint")?;
     anyhow::ensure!(
@@ -98,26 +112,79 @@ fn try_checkpoint(
         cp.format
     );
     anyhow::ensure!(
-        cp.config_hash == inputs.config_hash(),
+        cp.config_hash == config_hash,
         "it was taken under config_hash {}",
         cp.config_hash
     );
     let file = store
         .read(cp.epoch)?
-        .context("its decision file is missing")?;
+        .with_context(|| format!("its decision file of epoch {} is missing", cp.epoch))?;
     anyhow::ensure!(
         tb_canonical::hash_hex(&file) == cp.decision_hash,
         "its decision hash does not match decision file {}",
         cp.epoch
     );
-    let replayer = Replayer::restore(cfg.clone(), inputs.registry.clone(), cp.replay)?;
-    Ok(Resumed {
-        reader: ChainReader::open(&inputs.chain_dir, cp.position.clone()),
-        replayer,
-        engine: Engine::restore(inputs.engine_config(), cp.engine),
-        history: cp.history,
-        checkpoint: Some(cp.epoch),
-    })
+    Ok(cp)
+}
+
+/// What start-up knows about `decisions/`: with a usable checkpoint, the files after its epoch
+/// (found by probing epoch by epoch, a bounded number) on top of what the checkpoint recorded;
+/// otherwise, a listing of the whole directory.
+struct OnDisk {
+    /// The decision files examined and their sidecars.
+    listing: tb_decisions::Listing,
+    /// The checkpoint's epoch and decision hash when `listing` holds only the files after it;
+    /// none when it holds the whole directory.
+    after: Option<(u64, String)>,
+    /// Decision files without a sidecar up to `after`'s epoch (as the checkpoint recorded).
+    unsigned_before: u64,
+    /// The newest decision on disk.
+    newest: Option<u64>,
+}
+
+impl OnDisk {
+    /// Surveys `store` from `checkpoint` when it has what a start needs for `signer` (the
+    /// sidecars it expects are known to be there), else by listing it.
+    fn survey(
+        store: &RecordStore,
+        checkpoint: Option<&Checkpoint>,
+        signer: Option<&tb_decisions::Signer>,
+    ) -> Result<OnDisk> {
+        let why = match checkpoint {
+            None => "no usable checkpoint",
+            Some(cp) => match (cp.unsigned, signer) {
+                (None, _) => "the checkpoint does not count unsigned decisions (an older version)",
+                (Some(u), Some(s)) if u > 0 || cp.keyid.as_deref() != Some(&s.keyid()) => {
+                    "signing was turned on or its key changed: every sidecar is checked"
+                }
+                (Some(unsigned_before), _) => {
+                    let listing = match cp.epoch.checked_add(1) {
+                        Some(next) => store.list_from(next)?,
+                        None => tb_decisions::Listing::default(),
+                    };
+                    return Ok(OnDisk {
+                        newest: Some(listing.records.last().copied().unwrap_or(cp.epoch)),
+                        listing,
+                        after: Some((cp.epoch, cp.decision_hash.clone())),
+                        unsigned_before,
+                    });
+                }
+            },
+        };
+        let listing = store.list()?;
+        tracing::info!(
+            files = listing.records.len(),
+            dir = %store.dir().display(),
+            why = %why,
+            "listed the decision files"
+        );
+        Ok(OnDisk {
+            newest: listing.records.last().copied(),
+            listing,
+            after: None,
+            unsigned_before: 0,
+        })
+    }
 }
 
 /// The last close as status shows it, read back from its decision file (after a restart).
@@ -271,23 +338,38 @@ fn warn_key_without_signing(config: &Config) {
     }
 }
 
-/// Signs, before serving, every decision file on disk that lacks a sidecar. Returns the
-/// unsigned files left and, when the chain does not verify, the stall that stops ingestion.
+/// What start-up signing did.
+struct Signing {
+    /// The unsigned decision files, for status.
+    unsigned: Unsigned,
+    /// Epochs of the surveyed files still without a sidecar.
+    left: Vec<u64>,
+    /// The stall that stops ingestion when the decision chain does not verify.
+    halted: Option<String>,
+}
+
+/// Signs, before serving, every decision file of `disk` that lacks a sidecar (with a
+/// checkpoint, the files before its epoch are known to have one).
 fn sign_at_start(
     store: &RecordStore,
-    listing: &tb_decisions::Listing,
+    disk: &OnDisk,
     signer: Option<&tb_decisions::Signer>,
-) -> Result<(Unsigned, Option<String>)> {
+) -> Result<Signing> {
     let Some(signer) = signer else {
-        let count = listing.unsigned().len() as u64;
+        let left = disk.listing.unsigned();
+        let count = disk.unsigned_before + left.len() as u64;
         let reason = (count > 0).then(|| {
             "signing is off (set TB_GOVERNOR_SIGN=1 with TB_NODE_KEY_HEX or TB_GOVERNOR_KEY_FILE \
              and restart: unsigned decisions are signed at start)"
                 .to_owned()
         });
-        return Ok((Unsigned { count, reason }, None));
+        return Ok(Signing {
+            unsigned: Unsigned { count, reason },
+            left,
+            halted: None,
+        });
     };
-    let report = crate::signing::sign_missing_in(store, listing, signer)?;
+    let report = crate::signing::sign_missing_in(store, &disk.listing, disk.after.clone(), signer)?;
     let n = report.signed.len();
     if n > 0 {
         tracing::info!(
@@ -297,6 +379,13 @@ fn sign_at_start(
             keyid = %signer.keyid(),
             "signed the decision files that had no attestation"
         );
+    } else if let Some((epoch, _)) = &disk.after {
+        tracing::info!(
+            through = epoch,
+            files_after = report.files,
+            "every decision file has an attestation (through the checkpoint's epoch, and the \
+             files after it checked)"
+        );
     } else {
         tracing::info!(
             files = report.files,
@@ -304,7 +393,11 @@ fn sign_at_start(
         );
     }
     let Some((epoch, why)) = report.broken else {
-        return Ok((Unsigned::default(), None));
+        return Ok(Signing {
+            unsigned: Unsigned::default(),
+            left: Vec::new(),
+            halted: None,
+        });
     };
     let left = report.unsigned.len();
     let from = report.unsigned.first().copied().unwrap_or(epoch);
@@ -321,13 +414,14 @@ fn sign_at_start(
         "the decision chain does not verify, so the unsigned decision files were not signed; find \
          out what changed with tb-cli governor audit before anything else"
     );
-    Ok((
-        Unsigned {
+    Ok(Signing {
+        unsigned: Unsigned {
             count: left as u64,
             reason: Some(stall.clone()),
         },
-        Some(stall),
-    ))
+        left: report.unsigned,
+        halted: Some(stall),
+    })
 }
 
 /// Runs the daemon until `shutdown` completes. Each message on `reload` re-reads the
@@ -362,14 +456,14 @@ pub async fn run(
         None => DataDirLock::acquire(&data)?,
     };
     let store = RecordStore::open(data.join("decisions"), "decision")?;
-    let listing = store.list()?;
-    let newest = listing.records.last().copied();
-    check_config_drift(&store, newest, &config_hash)?;
-    let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
-    journal.last_closed = newest;
-    warn_key_without_signing(config);
     let checkpoint_path = data.join("state/checkpoint.json");
-    let resumed = resume(&inputs, &store, &checkpoint_path);
+    let checkpoint = load_checkpoint(&checkpoint_path, &store, &config_hash);
+    let disk = OnDisk::survey(&store, checkpoint.as_ref().ok(), signer.as_ref())?;
+    check_config_drift(&store, disk.newest, &config_hash)?;
+    let mut journal = JournalFile::load(&data.join("journal.jsonl"))?;
+    journal.last_closed = disk.newest;
+    warn_key_without_signing(config);
+    let resumed = resume(&inputs, checkpoint, &checkpoint_path);
 
     let budget = config.chain.proof_verification_budget_ms;
     let st = resumed.engine.state();
@@ -469,11 +563,11 @@ pub async fn run(
         &mut data_lock,
         &shared,
         config.mode(),
-        &listing,
+        &disk,
         signer.as_ref(),
     );
-    let halted = match started {
-        Ok(halted) => halted,
+    let signing = match started {
+        Ok(signing) => signing,
         Err(e) => {
             let _ = handle.stop();
             handle.stopped().await;
@@ -497,9 +591,16 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = std::sync::mpsc::channel();
     let backlog = Backlog::new(&inputs.chain_dir, resumed.reader.position());
+    // Unsigned files up to the epoch ingestion resumes after: the checkpoint's count for the
+    // files before the survey, plus those of the survey still unsigned.
+    let unsigned = st.last_epoch.map_or(0, |resumed| {
+        let surveyed = signing.left.iter().filter(|e| **e <= resumed).count() as u64;
+        disk.unsigned_before + surveyed
+    });
     let ingest = Ingest {
         backlog,
-        halted,
+        halted: signing.halted,
+        unsigned,
         reader: resumed.reader,
         replayer: resumed.replayer,
         engine: resumed.engine,
@@ -562,22 +663,28 @@ pub async fn run(
 
 /// The writes of an accepted start, in order: the lock file's PID, `state/` and `runtime/`,
 /// leftover temp files, the journal's unterminated last line, the configured mode, then the
-/// missing sidecars of the decision files in `listing` (with signing on). Returns the stall that
-/// stops ingestion when the decision chain does not verify.
+/// missing sidecars of the decision files `disk` surveyed (with signing on).
 fn first_writes(
     data: &Path,
     data_lock: &mut DataDirLock,
     shared: &Shared,
     mode: Mode,
-    listing: &tb_decisions::Listing,
+    disk: &OnDisk,
     signer: Option<&tb_decisions::Signer>,
-) -> Result<Option<String>> {
+) -> Result<Signing> {
     data_lock.record_pid()?;
     for sub in ["state", "runtime"] {
         let dir = data.join(sub);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    for sub in ["decisions", "state", "runtime"] {
+    let temp = format!("decisions/{}", tb_decisions::store::TEMP_DIR);
+    let mut subs = vec![temp.as_str(), "state", "runtime"];
+    // Older versions left theirs next to the decision files; a start that lists them anyway
+    // removes those too.
+    if disk.after.is_none() {
+        subs.push("decisions");
+    }
+    for sub in subs {
         let stale = tb_decisions::store::remove_temp_files(&data.join(sub))?;
         if stale > 0 {
             tracing::info!(
@@ -604,12 +711,12 @@ fn first_writes(
         Ok(journal.current_mode().map_or(Mode::Shadow, |(m, _)| m))
     })?;
     shared.metrics.set_mode(mode_now);
-    let (unsigned, halted) = sign_at_start(&shared.node.decisions, listing, signer)?;
+    let signing = sign_at_start(&shared.node.decisions, disk, signer)?;
     // The last close's attestation as it is now that the missing sidecars were added.
     let last_epoch = shared.view().last.as_ref().map(|l| l.decision.epoch);
     let last = last_epoch.and_then(|e| read_last_close(&shared.node.decisions, e, signer));
-    shared.set_signing(unsigned, last);
-    Ok(halted)
+    shared.set_signing(signing.unsigned.clone(), last);
+    Ok(signing)
 }
 
 /// The message of a panic payload.

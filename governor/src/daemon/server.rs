@@ -179,14 +179,15 @@ impl GovernorApiServer for Server {
     ) -> RpcResult<IntentsResult> {
         let limit = limit_of(limit)?;
         let view = self.shared.view();
-        let intents = view
-            .history
-            .intents
+        let all = &view.history.intents;
+        // Intents are kept in creation order, so those created before `before_epoch` are a
+        // prefix: found by binary search, not by walking the newer ones.
+        let end = before_epoch.map_or(all.len(), |b| all.partition_point(|i| i.created_epoch < b));
+        let intents = all[..end]
             .iter()
             .rev()
             .filter(|i| gate.is_none_or(|g| i.gate == g))
             .filter(|i| state.is_none_or(|s| i.state == s))
-            .filter(|i| before_epoch.is_none_or(|b| i.created_epoch < b))
             .take(limit)
             .cloned()
             .collect();

@@ -6,6 +6,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod fleet;
+mod history;
 mod http_limits;
 mod logs;
 mod observability;

@@ -565,9 +565,9 @@ fn a_failed_decision_write_names_the_decision_file_once() {
     assert_eq!(stderr.matches("File too large").count(), 1, "{stderr}");
     assert!(!stderr.contains(".tmp-"), "{stderr}");
     // Nothing half-written is left: no decision, no temp file; the snapshot is complete.
-    let left: Vec<String> = std::fs::read_dir(dir.join("out/decisions"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let left: Vec<PathBuf> = tree(&dir.join("out/decisions"), Lock::Keep)
+        .into_keys()
+        .filter(|p| p != Path::new(".tmp"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(

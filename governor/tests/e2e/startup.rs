@@ -224,7 +224,7 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
 
     // What interrupted writes leave: temp files in all three directories, and an unterminated
     // journal line that was never acknowledged.
-    for sub in ["decisions", "state", "runtime"] {
+    for sub in ["decisions/.tmp", "state", "runtime"] {
         std::fs::write(data.join(sub).join(".tmp-x"), b"partial").unwrap();
     }
     let journal = data.join("journal.jsonl");
@@ -356,7 +356,7 @@ fn refused_starts_leave_the_data_dir_byte_identical_and_a_good_start_cleans_up()
 
     // An accepted start removes the temp files and cuts the torn line off, saying so.
     let d = s.start(&cfg, &[]);
-    for sub in ["decisions", "state", "runtime"] {
+    for sub in ["decisions/.tmp", "state", "runtime"] {
         assert!(!data.join(sub).join(".tmp-x").exists(), "{sub}/.tmp-x left");
     }
     assert_eq!(std::fs::read(&journal).unwrap(), good_journal);
