@@ -395,13 +395,9 @@ pub struct SnapshotArgs {
     pub rpc: RpcArgs,
 }
 
-/// `tb-cli governor exit`.
+/// What every journaled command takes besides its own argument.
 #[derive(Debug, Args)]
-pub struct ExitArgs {
-    /// The gate to exit (economics, storage, compute, energy, ad, ad_contextual, ad_presence,
-    /// operational).
-    #[arg(long)]
-    pub gate: Gate,
+pub struct JournalArgs {
     /// Why, in words the journal keeps forever.
     #[arg(long)]
     pub reason: String,
@@ -416,23 +412,26 @@ pub struct ExitArgs {
     pub rpc: RpcArgs,
 }
 
+/// `tb-cli governor exit`.
+#[derive(Debug, Args)]
+pub struct ExitArgs {
+    /// The gate to exit (economics, storage, compute, energy, ad, ad_contextual, ad_presence,
+    /// operational).
+    #[arg(long)]
+    pub gate: Gate,
+    /// Why, who, the token and the endpoint.
+    #[command(flatten)]
+    pub journal: JournalArgs,
+}
+
 /// `tb-cli governor mode`.
 #[derive(Debug, Args)]
 pub struct ModeArgs {
     /// The new mode: shadow, apply or paused.
     pub mode: Mode,
-    /// Why, in words the journal keeps forever.
-    #[arg(long)]
-    pub reason: String,
-    /// Who decided (journaled).
-    #[arg(long)]
-    pub operator: String,
-    /// Bearer token.
+    /// Why, who, the token and the endpoint.
     #[command(flatten)]
-    pub token: TokenArgs,
-    /// Endpoint and output.
-    #[command(flatten)]
-    pub rpc: RpcArgs,
+    pub journal: JournalArgs,
 }
 
 /// `tb-cli governor peers`.
@@ -459,18 +458,9 @@ pub enum PeersAction {
 pub struct PeerAckArgs {
     /// The peer's URL, as configured (see `tb-cli governor peers`).
     pub peer: String,
-    /// Why, in words the journal keeps forever.
-    #[arg(long)]
-    pub reason: String,
-    /// Who decided (journaled).
-    #[arg(long)]
-    pub operator: String,
-    /// Bearer token.
+    /// Why, who, the token and the endpoint.
     #[command(flatten)]
-    pub token: TokenArgs,
-    /// Endpoint and output.
-    #[command(flatten)]
-    pub rpc: RpcArgs,
+    pub journal: JournalArgs,
 }
 
 /// `tb-cli governor compare`.

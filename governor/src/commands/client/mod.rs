@@ -19,8 +19,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::{
-    DecisionsArgs, ExitArgs, IntentsArgs, ModeArgs, PeersAction, PeersArgs, SnapshotArgs,
-    StatusArgs,
+    DecisionsArgs, ExitArgs, IntentsArgs, JournalArgs, ModeArgs, PeersAction, PeersArgs,
+    SnapshotArgs, StatusArgs,
 };
 use crate::rpc::SnapshotResult;
 use crate::{errln, out, outln};
@@ -185,16 +185,9 @@ fn write_snapshot(path: &Path, result: &SnapshotResult) -> Result<Result<(), Str
 
 /// `tb-cli governor exit`.
 pub fn exit(args: &ExitArgs) -> Result<bool> {
-    check_words(&args.reason, "--reason")?;
-    check_words(&args.operator, "--operator")?;
-    let endpoint = Endpoint::from_args(&args.rpc, Some(&args.token));
-    let receipt = block_on(submit_exit(
-        &endpoint,
-        args.gate,
-        &args.reason,
-        &args.operator,
-    ))??;
-    if args.rpc.json {
+    let (j, endpoint) = journaled(&args.journal)?;
+    let receipt = block_on(submit_exit(&endpoint, args.gate, &j.reason, &j.operator))??;
+    if j.rpc.json {
         print_json(&receipt)?;
         return Ok(true);
     }
@@ -225,11 +218,9 @@ pub fn exit(args: &ExitArgs) -> Result<bool> {
 /// `tb-cli governor peers` (and `peers ack`).
 pub fn peers(args: &PeersArgs) -> Result<bool> {
     if let Some(PeersAction::Ack(ack)) = &args.action {
-        check_words(&ack.reason, "--reason")?;
-        check_words(&ack.operator, "--operator")?;
-        let endpoint = Endpoint::from_args(&ack.rpc, Some(&ack.token));
-        let receipt = block_on(ack_peer(&endpoint, &ack.peer, &ack.reason, &ack.operator))??;
-        if ack.rpc.json {
+        let (j, endpoint) = journaled(&ack.journal)?;
+        let receipt = block_on(ack_peer(&endpoint, &ack.peer, &j.reason, &j.operator))??;
+        if j.rpc.json {
             print_json(&receipt)?;
         } else {
             outln!(
@@ -253,11 +244,9 @@ pub fn peers(args: &PeersArgs) -> Result<bool> {
 
 /// `tb-cli governor mode`.
 pub fn mode(args: &ModeArgs) -> Result<bool> {
-    check_words(&args.reason, "--reason")?;
-    check_words(&args.operator, "--operator")?;
-    let endpoint = Endpoint::from_args(&args.rpc, Some(&args.token));
-    let receipt = block_on(set_mode(&endpoint, args.mode, &args.reason, &args.operator))??;
-    if args.rpc.json {
+    let (j, endpoint) = journaled(&args.journal)?;
+    let receipt = block_on(set_mode(&endpoint, args.mode, &j.reason, &j.operator))??;
+    if j.rpc.json {
         print_json(&receipt)?;
     } else {
         outln!(
@@ -269,6 +258,14 @@ pub fn mode(args: &ModeArgs) -> Result<bool> {
         );
     }
     Ok(true)
+}
+
+/// A journaled command's arguments, once its reason and operator are checked, and the endpoint
+/// (with the token) it calls.
+fn journaled(args: &JournalArgs) -> Result<(&JournalArgs, Endpoint)> {
+    check_words(&args.reason, "--reason")?;
+    check_words(&args.operator, "--operator")?;
+    Ok((args, Endpoint::from_args(&args.rpc, Some(&args.token))))
 }
 
 fn check_words(text: &str, flag: &str) -> Result<()> {
