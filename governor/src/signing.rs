@@ -217,7 +217,7 @@ mod tests {
             store.read_sidecar(5).unwrap().is_none(),
             "epoch 5 is not walked"
         );
-        // Linked to another file of epoch 5: broken, nothing signed.
+        // A first file that does not link to the known one: broken, nothing signed.
         store.write(7, &decision(7, Some(&h5))).unwrap();
         let r = sign_missing_in(
             &store,
