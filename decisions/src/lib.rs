@@ -16,7 +16,7 @@ pub mod store;
 pub mod verify;
 
 pub use attest::{Attestation, KeyError, Signer};
-pub use store::{Attested, Epochs, Listing, RecordStore, StoreError, WriteOutcome};
+pub use store::{Attested, Durability, Epochs, Listing, RecordStore, StoreError, WriteOutcome};
 pub use verify::{verify_dir, verify_each, EpochCheck, Problem};
 
 /// File name of the record of `epoch`: `epoch-{e:020}.json`.

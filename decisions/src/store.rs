@@ -84,11 +84,31 @@ pub enum Step {
 /// The subdirectory of a record directory that holds the temp files of writes in progress.
 pub const TEMP_DIR: &str = ".tmp";
 
+/// When written records reach the disk. Either way a record appears whole under its name or not
+/// at all, is never overwritten, and survives the writing process being killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Each write returns once the record and its directory entry are on disk (the temp file
+    /// and then the directory fsynced): a power loss at any moment loses no record written
+    /// before it. What a daemon needs, whose records others act on as they appear.
+    #[default]
+    EachWrite,
+    /// Records reach the disk when the kernel writes them back, or at the latest at
+    /// [`RecordStore::flush`]: for a one-shot command that flushes once before it reports
+    /// success. A power loss before the flush may leave records written since then missing or
+    /// empty. On systems other than Linux this is [`Durability::EachWrite`].
+    AtFlush,
+}
+
 /// A directory of per-epoch records.
 #[derive(Debug, Clone)]
 pub struct RecordStore {
+    /// Where the records are.
     dir: PathBuf,
+    /// What they are (`decision`, `snapshot`), for messages.
     kind: &'static str,
+    /// Whether each write waits for the disk.
+    durability: Durability,
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -137,7 +157,30 @@ impl RecordStore {
     pub fn open(dir: impl Into<PathBuf>, kind: &'static str) -> Result<Self, StoreError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io_err("creating directory", &dir))?;
-        Ok(RecordStore { dir, kind })
+        Ok(RecordStore {
+            dir,
+            kind,
+            durability: Durability::EachWrite,
+        })
+    }
+
+    /// The same store with writes of this durability (default [`Durability::EachWrite`]).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        if cfg!(target_os = "linux") {
+            self.durability = durability;
+        }
+        self
+    }
+
+    /// Makes every record written so far durable: with [`Durability::AtFlush`], flushes the
+    /// file system holding the directory (`syncfs`), which also reports a write-back that
+    /// failed; with [`Durability::EachWrite`] there is nothing left to do.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if self.durability == Durability::EachWrite {
+            return Ok(());
+        }
+        let dir = File::open(&self.dir).map_err(io_err("flushing", &self.dir))?;
+        sync_fs(&dir).map_err(io_err("flushing", &self.dir))
     }
 
     /// The directory.
@@ -176,10 +219,12 @@ impl RecordStore {
     ) -> Result<WriteOutcome, StoreError> {
         let path = self.path(epoch);
         if let Some(outcome) = self.compare_existing(epoch, &path, bytes)? {
-            sync_dir_of(&self.dir, &path)?;
+            if self.durability == Durability::EachWrite {
+                sync_dir_of(&self.dir, &path)?;
+            }
             return Ok(outcome);
         }
-        match write_new(&self.dir, &path, bytes, hook) {
+        match write_new(&self.dir, &path, bytes, self.durability, hook) {
             Err(StoreError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {
                 // Someone else wrote it between our check and our link: compare again.
                 self.compare_existing(epoch, &path, bytes)?
@@ -218,7 +263,7 @@ impl RecordStore {
         if path.exists() {
             return Ok(WriteOutcome::Unchanged);
         }
-        match write_new(&self.dir, &path, bytes, &mut |_| Ok(())) {
+        match write_new(&self.dir, &path, bytes, self.durability, &mut |_| Ok(())) {
             Err(StoreError::Io { error, .. }) if error.kind() == io::ErrorKind::AlreadyExists => {
                 Ok(WriteOutcome::Unchanged)
             }
@@ -388,30 +433,53 @@ fn sync_dir_of(dir: &Path, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Temp file in `dir`'s [`TEMP_DIR`] (created if missing), write, fsync, link into place
-/// without replacing anything, fsync `dir`. Every error names `path`, never the temp file.
+/// without replacing anything, fsync `dir`; the fsyncs only with [`Durability::EachWrite`].
+/// Every error names `path`, never the temp file.
 fn write_new(
     dir: &Path,
     path: &Path,
     bytes: &[u8],
+    durability: Durability,
     hook: &mut dyn FnMut(Step) -> io::Result<()>,
 ) -> Result<WriteOutcome, StoreError> {
     let e = io_err("writing", path);
+    let each = durability == Durability::EachWrite;
     let mut tmp = match temp_file_in(&dir.join(TEMP_DIR)) {
         Ok(tmp) => tmp,
         Err(err) => return Err(e(without_temp_path(err))),
     };
     tmp.write_all(bytes)
         .and_then(|()| hook(Step::Written))
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if each {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .and_then(|()| hook(Step::Synced))
         .and_then(|()| tmp.persist_noclobber(path).map(drop).map_err(|p| p.error))
         .and_then(|()| hook(Step::Renamed))
         .map_err(|err| e(without_temp_path(err)))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .and_then(|()| hook(Step::DirSynced))
-        .map_err(io_err("syncing the directory entry of", path))?;
+    if each {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .and_then(|()| hook(Step::DirSynced))
+            .map_err(io_err("syncing the directory entry of", path))?;
+    }
     Ok(WriteOutcome::Written)
+}
+
+/// Flushes the file system holding `file` (Linux only: elsewhere [`Durability::AtFlush`] is
+/// never in effect, so this is not called).
+#[cfg(target_os = "linux")]
+fn sync_fs(file: &File) -> io::Result<()> {
+    rustix::fs::syncfs(file).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_fs(_file: &File) -> io::Result<()> {
+    Ok(())
 }
 
 /// A `.tmp-*` file in `temp_dir`, creating the directory the first time. The directory entry
@@ -462,43 +530,82 @@ mod tests {
         let bytes = br#"{"epoch":7,"x":"complete"}"#;
         for fail_at in [Step::Written, Step::Synced, Step::Renamed, Step::DirSynced] {
             let (_d, s) = store();
-            let err = s
-                .write_with(7, bytes, &mut |step| {
-                    if step == fail_at {
-                        Err(io::Error::other("injected crash"))
-                    } else {
-                        Ok(())
-                    }
-                })
-                .unwrap_err();
-            assert!(
-                err.to_string().contains("injected crash"),
-                "{fail_at:?}: {err}"
-            );
-            match s.read(7).unwrap() {
-                None => assert!(
-                    matches!(fail_at, Step::Written | Step::Synced),
-                    "{fail_at:?}"
-                ),
-                Some(b) => assert_eq!(b, bytes, "{fail_at:?}: partial file"),
-            }
-            // No stray record names: temp files live in their own directory.
-            assert!(s.epochs().unwrap().count() <= 1);
-            let names: Vec<_> = std::fs::read_dir(s.dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .filter(|n| n != TEMP_DIR && parse_record_name(n).is_none())
-                .collect();
-            assert!(names.is_empty(), "{fail_at:?}: {names:?}");
-            let again = s.write(7, bytes).unwrap();
-            assert_eq!(s.read(7).unwrap().unwrap(), bytes, "{fail_at:?}");
-            let expected = if matches!(fail_at, Step::Written | Step::Synced) {
-                WriteOutcome::Written
-            } else {
-                WriteOutcome::Unchanged
-            };
-            assert_eq!(again, expected, "{fail_at:?}");
+            interrupted_write(fail_at, bytes, s);
         }
+        // Deferred durability goes through the same steps but the last (nothing to fsync).
+        for fail_at in [Step::Written, Step::Synced, Step::Renamed] {
+            let (_d, s) = store();
+            interrupted_write(fail_at, bytes, s.with_durability(Durability::AtFlush));
+        }
+    }
+
+    #[test]
+    fn deferred_writes_reach_no_directory_fsync_and_flush_names_a_missing_directory() {
+        let (_d, s) = store();
+        let s = s.with_durability(Durability::AtFlush);
+        let mut steps = Vec::new();
+        let outcome = s.write_with(1, b"{}", &mut |step| {
+            steps.push(step);
+            Ok(())
+        });
+        assert_eq!(outcome.unwrap(), WriteOutcome::Written);
+        assert_eq!(steps, [Step::Written, Step::Synced, Step::Renamed]);
+        assert_eq!(s.write(1, b"{}").unwrap(), WriteOutcome::Unchanged);
+        assert!(matches!(
+            s.write(1, b"[]"),
+            Err(StoreError::Divergence { .. })
+        ));
+        s.flush().unwrap();
+        std::fs::remove_dir_all(s.dir()).unwrap();
+        let err = s.flush().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("flushing {}: ", s.dir().display())),
+            "{err}"
+        );
+        // Immediate durability has nothing left to flush.
+        let (_d, s) = store();
+        std::fs::remove_dir_all(s.dir()).unwrap();
+        s.flush().unwrap();
+    }
+
+    /// Fails a write of epoch 7 at `fail_at`, checks what is left, then writes it again.
+    fn interrupted_write(fail_at: Step, bytes: &[u8], s: RecordStore) {
+        let err = s
+            .write_with(7, bytes, &mut |step| {
+                if step == fail_at {
+                    Err(io::Error::other("injected crash"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("injected crash"),
+            "{fail_at:?}: {err}"
+        );
+        match s.read(7).unwrap() {
+            None => assert!(
+                matches!(fail_at, Step::Written | Step::Synced),
+                "{fail_at:?}"
+            ),
+            Some(b) => assert_eq!(b, bytes, "{fail_at:?}: partial file"),
+        }
+        // No stray record names: temp files live in their own directory.
+        assert!(s.epochs().unwrap().count() <= 1);
+        let names: Vec<_> = std::fs::read_dir(s.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != TEMP_DIR && parse_record_name(n).is_none())
+            .collect();
+        assert!(names.is_empty(), "{fail_at:?}: {names:?}");
+        let again = s.write(7, bytes).unwrap();
+        assert_eq!(s.read(7).unwrap().unwrap(), bytes, "{fail_at:?}");
+        let expected = if matches!(fail_at, Step::Written | Step::Synced) {
+            WriteOutcome::Written
+        } else {
+            WriteOutcome::Unchanged
+        };
+        assert_eq!(again, expected, "{fail_at:?}");
     }
 
     #[test]

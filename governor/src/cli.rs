@@ -168,6 +168,12 @@ pub struct ReplayArgs {
     /// checked as usual).
     #[arg(long)]
     pub no_verify: bool,
+    /// Put every file on disk before writing the next (fsync, as the daemon does), so that a
+    /// power loss mid-run keeps every epoch written before it. Without it each file is still
+    /// written atomically, and all of them are flushed to disk once at the end, before the
+    /// command reports success.
+    #[arg(long)]
+    pub durable: bool,
 }
 
 /// Engine inputs shared by `replay` and `audit`.

@@ -91,7 +91,7 @@ impl Inputs {
 pub fn replay_all(
     chain_dir: &Path,
     replayer: &mut Replayer,
-    mut on_closed: impl FnMut(&ClosedEpoch) -> Result<()>,
+    mut on_closed: impl FnMut(&ClosedEpoch) -> Result<()> + Send,
 ) -> Result<u64> {
     let mut reader = ChainReader::open(chain_dir, Position::default());
     let bar = if std::io::stderr().is_terminal() {
@@ -105,29 +105,24 @@ pub fn replay_all(
         ProgressBar::hidden()
     };
     let mut blocks = 0u64;
-    loop {
-        let step = feed::step(&mut reader, replayer, BATCH_BYTES)
-            .map_err(|e| anyhow::Error::new(e).context("reading the chain"))?;
+    feed::run(&mut reader, replayer, BATCH_BYTES, |step| {
         for (closed, _) in &step.closed {
             bar.suspend(|| on_closed(closed))?;
         }
         blocks += step.blocks as u64;
         bar.set_position(blocks);
         if let Some(e) = step.read_error {
-            bar.finish_and_clear();
             return Err(anyhow::Error::new(e).context("reading the chain"));
         }
         if let Some(stall) = step.stall {
-            bar.finish_and_clear();
             return Err(anyhow::Error::new(stall).context(format!(
                 "chain {} stops at a bad block (nothing after it was read)",
                 chain_dir.display()
             )));
         }
-        if step.blocks == 0 {
-            break;
-        }
-    }
+        Ok(())
+    })
+    .inspect_err(|_| bar.finish_and_clear())?;
     bar.finish_and_clear();
     if reader.pending_bytes() > 0 {
         errln!(
@@ -148,7 +143,7 @@ pub fn replay_decisions(
     journal: &[JournalEvent],
     mode: Mode,
     verify: bool,
-    mut on_epoch: impl FnMut(&ClosedEpoch, &ClosedDecision) -> Result<()>,
+    mut on_epoch: impl FnMut(&ClosedEpoch, &ClosedDecision) -> Result<()> + Send,
 ) -> Result<u64> {
     let mut replayer = inputs.replayer(verify);
     let mut engine = inputs.engine(mode);

@@ -238,23 +238,21 @@ fn verify_floor(triples: &[Triple<'_>]) -> u64 {
         .count() as u64
 }
 
-/// The real pipeline: what `tb-governor replay` does, minus writing snapshot files.
-/// Returns (blocks, last snapshot hash).
+/// The real pipeline: what `tb-governor replay` does ([`feed::run`]), minus the engine and
+/// writing files. Returns (blocks, last snapshot hash).
 fn replay(chain: &Path, cfg: &ReplayConfig, registry: &Arc<Registry>) -> (u64, String) {
     let mut reader = ChainReader::open(chain, Position::default());
     let mut replayer = Replayer::new(cfg.clone(), registry.clone());
     let mut blocks = 0u64;
-    loop {
-        let step = feed::step(&mut reader, &mut replayer, BATCH_BYTES).expect("reading");
+    feed::run(&mut reader, &mut replayer, BATCH_BYTES, |step| {
         if let Some(stall) = step.stall {
             panic!("the chain stalls at {stall}");
         }
-        if step.blocks == 0 {
-            break;
-        }
         blocks += step.blocks as u64;
         black_box(step.closed);
-    }
+        Ok::<(), ()>(())
+    })
+    .expect("replaying");
     let hash = replayer.last_snapshot_hash().unwrap_or_default().to_owned();
     (blocks, hash)
 }

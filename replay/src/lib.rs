@@ -40,5 +40,5 @@ pub use block::{Block, BlockError};
 pub use providers::Registry;
 pub use reader::{ChainReader, Position};
 pub use receipt::{Market, Reason};
-pub use replayer::{ClosedEpoch, ReplayConfig, ReplayState, Replayer, Verdict};
+pub use replayer::{ClosedEpoch, Decoder, ReplayConfig, ReplayState, Replayer, Verdict};
 pub use snapshot::Snapshot;

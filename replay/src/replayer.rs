@@ -134,6 +134,39 @@ pub struct BatchOutcome {
     pub error: Option<(usize, BlockError)>,
 }
 
+/// Decodes lines into blocks with the checks that need no chain state (docs/formats.md,
+/// "Validation order", checks 1–4): what a [`Replayer`] does in parallel. Cheap to clone and
+/// safe to share between threads; the same line always decodes to the same result.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    /// Provider keys, for signatures and `key_not_found`.
+    registry: Arc<Registry>,
+    /// Mixed into every signed message.
+    chain_id: String,
+    /// Receipts paying less are rejected.
+    min_payment_micro: u64,
+    /// Whether signatures are checked ([`ReplayConfig::verify`]).
+    verify: bool,
+}
+
+impl Decoder {
+    /// Decodes one line.
+    pub fn decode(&self, line: &[u8]) -> Result<Block, BlockError> {
+        let ctx = ReceiptContext {
+            registry: &self.registry,
+            chain_id: &self.chain_id,
+            min_payment_micro: self.min_payment_micro,
+            verify: self.verify,
+        };
+        decode_block(line, &ctx)
+    }
+
+    /// Decodes `lines` on all cores (rayon's pool), results in line order.
+    pub fn decode_all<L: AsRef<[u8]> + Sync>(&self, lines: &[L]) -> Vec<Result<Block, BlockError>> {
+        lines.par_iter().map(|l| self.decode(l.as_ref())).collect()
+    }
+}
+
 impl Replayer {
     /// A replayer at genesis.
     pub fn new(cfg: ReplayConfig, registry: Arc<Registry>) -> Self {
@@ -215,20 +248,28 @@ impl Replayer {
 
     /// Decodes one line with the stateless checks. Pure; safe to call from any thread.
     pub fn decode(&self, line: &[u8]) -> Result<Block, BlockError> {
-        let ctx = ReceiptContext {
-            registry: &self.registry,
-            chain_id: &self.cfg.chain_id,
+        self.decoder().decode(line)
+    }
+
+    /// The stateless half of this replayer, to decode lines on other threads while this one
+    /// applies earlier ones.
+    pub fn decoder(&self) -> Decoder {
+        Decoder {
+            registry: self.registry.clone(),
+            chain_id: self.cfg.chain_id.clone(),
             min_payment_micro: self.cfg.min_payment_micro,
             verify: self.cfg.verify,
-        };
-        decode_block(line, &ctx)
+        }
     }
 
     /// Decodes `lines` on all cores, then applies them in order; stops at the first bad line.
     pub fn push_lines<L: AsRef<[u8]> + Sync>(&mut self, lines: &[L]) -> BatchOutcome {
-        let this = &*self;
-        let decoded: Vec<Result<Block, BlockError>> =
-            lines.par_iter().map(|l| this.decode(l.as_ref())).collect();
+        let decoded = self.decoder().decode_all(lines);
+        self.apply(decoded)
+    }
+
+    /// Applies lines decoded by [`Decoder::decode_all`], in order; stops at the first bad one.
+    pub fn apply(&mut self, decoded: Vec<Result<Block, BlockError>>) -> BatchOutcome {
         let mut out = BatchOutcome::default();
         for (i, block) in decoded.into_iter().enumerate() {
             match block.and_then(|b| self.push(&b)) {

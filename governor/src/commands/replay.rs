@@ -1,12 +1,14 @@
 //! `tb-governor replay`: the offline one-shot replay.
 
 use anyhow::Result;
-use tb_decisions::{RecordStore, Signer};
+use tb_decisions::store::remove_temp_files;
+use tb_decisions::{Durability, RecordStore, Signer};
 use tb_replay::ClosedEpoch;
 
 use super::offline::{load_journal, resolve};
 use crate::cli::ReplayArgs;
 use crate::daemon::datadir::DataDirLock;
+use crate::daemon::fault;
 use crate::pipeline::replay_decisions;
 use crate::signing::load_signer;
 use crate::{errln, outln};
@@ -41,10 +43,23 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     // --out may be a daemon's data directory: never write into one another process is using.
     let mut out_lock = DataDirLock::acquire(&args.out)?;
     out_lock.record_pid()?;
-    let snapshots = RecordStore::open(args.out.join("snapshots"), "snapshot")?;
-    let decisions = RecordStore::open(args.out.join("decisions"), "decision")?;
+    let durability = if args.durable {
+        Durability::EachWrite
+    } else {
+        Durability::AtFlush
+    };
+    let snapshots =
+        RecordStore::open(args.out.join("snapshots"), "snapshot")?.with_durability(durability);
+    let decisions =
+        RecordStore::open(args.out.join("decisions"), "decision")?.with_durability(durability);
+    // Holding the lock makes this the directories' only writer: what an earlier run that was
+    // killed mid-write left in their temp directories is garbage.
+    for store in [&snapshots, &decisions] {
+        remove_temp_files(&store.temp_dir())?;
+    }
+    let park_at: Option<u64> = fault::requested("replay-park").and_then(|e| e.parse().ok());
     let mut epochs = 0u64;
-    let blocks = replay_decisions(
+    let replayed = replay_decisions(
         &inputs,
         &journal,
         args.engine.mode,
@@ -52,6 +67,12 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         |closed, decision| {
             let epoch = closed.snapshot.epoch;
             snapshots.write(epoch, &closed.canonical)?;
+            if park_at == Some(epoch) {
+                errln!("fault replay-park: epoch {epoch}'s snapshot written, its decision not");
+                loop {
+                    std::thread::park();
+                }
+            }
             decisions.write_attested(epoch, &decision.bytes, signer.as_ref())?;
             outln!("{}", epoch_line(closed));
             for intent in &decision.decision.intents {
@@ -66,7 +87,11 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             epochs += 1;
             Ok(())
         },
-    )?;
+    );
+    // What was written is flushed even when the replay stopped at a bad block: those epochs stand.
+    snapshots.flush()?;
+    decisions.flush()?;
+    let blocks = replayed?;
     outln!(
         "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}{}",
         snapshots.dir().display(),

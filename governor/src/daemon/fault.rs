@@ -5,7 +5,9 @@
 //!
 //! - `journal-torn-append:<path>`: while `<path>` exists, every journal append writes half of
 //!   its line and then fails, as a write that ran out of disk space part-way would;
-//! - `ingest-panic`: the ingest thread panics before it reads the chain.
+//! - `ingest-panic`: the ingest thread panics before it reads the chain;
+//! - `replay-park:<epoch>`: `tb-governor replay` stops for good between writing the snapshot
+//!   and the decision of `<epoch>`, after saying so on stderr, for a test to kill it there.
 
 /// The environment variable naming the faults to inject (debug builds only).
 pub const FAULT_VAR: &str = "TB_GOVERNOR_TEST_FAULT";

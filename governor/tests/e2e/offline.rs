@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::support::{on_sim, run, run_expect};
+use crate::support::{
+    bin, clean_env, on_sim, run, run_expect, tree, wait_until, Lock, Sim, DEADLINE,
+};
 use tb_decisions::{RecordStore, Signer};
 
 const SEED_HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -296,4 +298,71 @@ fn bad_input_gets_a_clear_error_and_a_nonzero_exit() {
         "{}",
         r.stderr
     );
+}
+
+/// `kill -9` of a replay between an epoch's snapshot and its decision (the fault
+/// `replay-park:<epoch>` stops it there): every file it left is whole and the same as a clean
+/// run's, and running it again completes the directory to exactly what a clean run writes, with
+/// and without `--durable`.
+#[test]
+fn a_replay_killed_mid_run_leaves_whole_files_and_a_rerun_completes_them() {
+    let sim = Sim::new("demo", 6, 10);
+    let d = &sim.dir;
+    let replay = |rest: &[&'static str]| on_sim(&["replay", "--epoch-blocks", "10"], rest);
+    run_expect("tb-governor", &replay(&["--out", "clean"]), d, &[], 0);
+    let clean = tree(&d.join("clean"), Lock::Skip);
+    for (out, flags, park) in [("a", &[][..], "3"), ("b", &["--durable"][..], "0")] {
+        let args = replay(&[&["--out", out][..], flags].concat());
+        let log = d.join(format!("{out}.stderr"));
+        let mut cmd = std::process::Command::new(bin("tb-governor"));
+        cmd.args(&args)
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let fault = format!("replay-park:{park}");
+        let mut child = clean_env(&mut cmd, &[("TB_GOVERNOR_TEST_FAULT", &fault)])
+            .spawn()
+            .unwrap();
+        wait_until(
+            "the replay to stop at its fault",
+            DEADLINE,
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.contains("fault replay-park").then_some(())
+            },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+
+        let park: u64 = park.parse().unwrap();
+        let left = tree(&d.join(out), Lock::Skip);
+        let names = |kind: &str, through: u64| -> Vec<std::path::PathBuf> {
+            (0..=through)
+                .map(|e| format!("{kind}/epoch-{e:020}.json").into())
+                .collect()
+        };
+        let mut want = names("snapshots", park);
+        if park > 0 {
+            want.extend(names("decisions", park - 1));
+        }
+        let mut records: Vec<_> = left
+            .iter()
+            .filter(|(path, bytes)| bytes.is_some() && !path.starts_with("LOCK"))
+            .map(|(path, bytes)| {
+                assert_eq!(bytes, &clean[path], "{out}: {} differs", path.display());
+                path.clone()
+            })
+            .collect();
+        records.sort();
+        want.sort();
+        assert_eq!(records, want, "{out}: the files a killed replay left");
+
+        run_expect("tb-governor", &args, d, &[], 0);
+        assert_eq!(
+            tree(&d.join(out), Lock::Skip),
+            clean,
+            "{out}: after the rerun"
+        );
+    }
 }

@@ -66,6 +66,28 @@ fn replay_in_batches(
     (closed, replayer.checkpoint())
 }
 
+/// Writes the chain into `dir` as files `part-NNN.jsonl` split at `splits` (any order, repeats
+/// making empty files), letting `edit` change each file's text (given its block range); returns
+/// the split points with 0 and the chain's length added, sorted.
+fn write_parts(
+    dir: &std::path::Path,
+    chain: &SimChain,
+    splits: Vec<usize>,
+    mut edit: impl FnMut(&std::ops::Range<usize>, &mut Vec<u8>),
+) -> Vec<usize> {
+    let mut bounds = splits;
+    bounds.sort_unstable();
+    bounds.insert(0, 0);
+    bounds.push(chain.lines.len());
+    for (i, w) in bounds.windows(2).enumerate() {
+        let range = w[0]..w[1];
+        let mut text = chain.text(range.clone());
+        edit(&range, &mut text);
+        std::fs::write(dir.join(format!("part-{i:03}.jsonl")), text).unwrap();
+    }
+    bounds
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -145,17 +167,11 @@ proptest! {
         let (chain, reference) = small_chain();
         let n = chain.lines.len();
         let dir = tempfile::tempdir().unwrap();
-        let mut bounds = splits;
-        bounds.sort_unstable();
-        bounds.insert(0, 0);
-        bounds.push(n);
-        for (i, w) in bounds.windows(2).enumerate() {
-            let mut text = chain.text(w[0]..w[1]);
+        let bounds = write_parts(dir.path(), chain, splits, |_, text| {
             if crlf {
-                text = String::from_utf8(text).unwrap().replace('\n', "\r\n").into_bytes();
+                *text = String::from_utf8(text.clone()).unwrap().replace('\n', "\r\n").into_bytes();
             }
-            std::fs::write(dir.path().join(format!("part-{i:03}.jsonl")), text).unwrap();
-        }
+        });
         let mut replayer = chain.replayer();
         let mut reader = ChainReader::open(dir.path(), Position::default());
         let mut closed = Vec::new();
@@ -192,6 +208,102 @@ proptest! {
         prop_assert_eq!(closed, reference.hashes());
         prop_assert_eq!(&replayer.checkpoint(), reference.final_state());
     }
+}
+
+/// What a step did, comparable: blocks applied, each closed epoch's hash with the position after
+/// it, and the stall.
+type StepSummary = (usize, Vec<(String, Position)>, Option<String>);
+
+fn summary(step: feed::Step) -> StepSummary {
+    let closed = step.closed.into_iter().map(|(c, p)| (c.hash, p)).collect();
+    (step.blocks, closed, step.stall.map(|s| s.to_string()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// (4) The pipelined run gives exactly the steps of the one-batch-at-a-time loop, for any
+    /// split into files, batch size and thread count, whether the chain ends cleanly or at a bad
+    /// line (then both end at the same stall, with the same blocks applied before it).
+    #[test]
+    fn the_pipelined_run_gives_the_same_steps_as_stepping(
+        splits in prop::collection::vec(0usize..=36, 0..5),
+        max_bytes in 1usize..=60_000,
+        bad_line in prop::option::of(0usize..36),
+    ) {
+        let (chain, reference) = small_chain();
+        let n = chain.lines.len();
+        let dir = tempfile::tempdir().unwrap();
+        let bounds = write_parts(dir.path(), chain, splits, |range, text| {
+            if let Some(bad) = bad_line.filter(|b| range.contains(b)) {
+                // Block `bad` replaced by the next one: a height out of order.
+                let mut lines = chain.lines[range.clone()].to_vec();
+                lines[bad - range.start] = chain.lines[(bad + 1) % n].clone();
+                *text = lines.into_iter().flat_map(|mut l| { l.push(b'\n'); l }).collect();
+            }
+        });
+        let mut stepped = Vec::new();
+        {
+            let mut reader = ChainReader::open(dir.path(), Position::default());
+            let mut replayer = chain.replayer();
+            loop {
+                let step = feed::step(&mut reader, &mut replayer, max_bytes).unwrap();
+                let end = step.blocks == 0 || step.stall.is_some();
+                stepped.push(summary(step));
+                if end {
+                    break;
+                }
+            }
+            prop_assert_eq!(stepped.last().unwrap().2.is_some(), bad_line.is_some());
+        }
+        for (threads, pool) in pools().iter().enumerate() {
+            let mut reader = ChainReader::open(dir.path(), Position::default());
+            let mut replayer = chain.replayer();
+            let mut run = Vec::new();
+            pool.install(|| {
+                feed::run(&mut reader, &mut replayer, max_bytes, |step| {
+                    run.push(summary(step));
+                    Ok::<(), ()>(())
+                })
+            })
+            .unwrap();
+            prop_assert_eq!(&run, &stepped, "{} threads", threads + 1);
+            if bad_line.is_none() {
+                prop_assert_eq!(&replayer.checkpoint(), reference.final_state());
+                prop_assert_eq!(reader.position().line, (n - bounds[bounds.len() - 2] + 1) as u64);
+            }
+        }
+    }
+}
+
+/// A consumer that stops early stops the run there: nothing after its step is applied, and the
+/// reading and decoding threads end rather than wait.
+#[test]
+fn a_run_stops_at_the_first_error_of_its_consumer() {
+    let (chain, reference) = small_chain();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..chain.lines.len() {
+        std::fs::write(
+            dir.path().join(format!("{i:03}.jsonl")),
+            chain.text(i..i + 1),
+        )
+        .unwrap();
+    }
+    let mut reader = ChainReader::open(dir.path(), Position::default());
+    let mut replayer = chain.replayer();
+    let mut steps = 0;
+    // One block per file, so one per step: the consumer refuses the third.
+    let out = feed::run(&mut reader, &mut replayer, 1, |_| {
+        steps += 1;
+        if steps == 3 {
+            Err("stop")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(out, Err("stop"));
+    assert_eq!(steps, 3);
+    assert_eq!(replayer.checkpoint(), reference.states[3]);
 }
 
 /// Every signed field of a receipt as a path (`blocktorch.kernel_digest` for nested ones), except
