@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Replay benchmark (docs/performance.md): throughput of `replay` with and without signature
-# verification against the parse and verify floors, the aggregation alone, and the peak RSS of
+# verification against the parse and verify floors (in one process, and as the whole
+# `tb-governor replay` process a user runs), the aggregation alone, and the peak RSS of
 # `tb-governor replay` at 100k and 1M blocks.
 #
-#   scripts/bench-replay.sh             # everything (the 1M-block chain is simulated once, ~1 min)
-#   BENCH_1M=0 scripts/bench-replay.sh  # skip the 1M-block RSS runs
+#   scripts/bench-replay.sh                  # everything (the 1M-block chain is simulated once, ~1 min)
+#   BENCH_1M=0 scripts/bench-replay.sh       # skip the 1M-block RSS runs
+#   BENCH_PROCESS=only scripts/bench-replay.sh   # only the whole-process measurement (~1 min)
+#
+# Whole process: on a 200-epoch chain (24 000 blocks, 96 000 signatures), BENCH_RUNS rounds of
+# (the benchmark's parse and verify floors, one pass each, in their own process; then
+# `tb-governor replay --chain … --providers … --chain-id tb-sim --out DIR`, spawn to exit, with
+# and without --no-verify, writing to DIR on BENCH_PROCESS_OUT's file system; then the same two
+# with --durable); the best of each counts. Targets: the process at ≥ 0.90 of the verify floor,
+# --no-verify at ≥ 0.80 of the parse floor.
 #
 # Environment:
 #   BENCH_1M=0|1       run the 1M-block RSS comparison (default 1)
 #   BENCH_RUNS=N       quiet passes wanted per measurement (default 3; best one reported)
 #   BENCH_QUIET=X      CPUs other processes may use during a quiet pass (default 0.10)
 #   BENCH_ONLY=a,b     run only these in-process measurements (names in replay/benches/replay.rs)
+#   BENCH_PROCESS=0|1|only  the whole-process measurement: not at all, too (default), or alone
+#   BENCH_PROCESS_OUT=DIR   where it writes (default target/bench-data: the disk a user writes to)
 #   BENCH_RSS_ONLY=1   skip the in-process benchmark, only the RSS runs
 #   BENCH_RSS=0        skip the RSS runs, only the in-process benchmark
 #   BENCH_NO_BUILD=1   use the tb-governor already in target/release instead of building it
@@ -30,6 +41,7 @@ BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_QUIET=${BENCH_QUIET:-0.10}
 BENCH_ONLY=${BENCH_ONLY:-}
 BENCH_RSS_ONLY=${BENCH_RSS_ONLY:-0}
+BENCH_PROCESS=${BENCH_PROCESS:-1}
 BENCH_RSS=${BENCH_RSS:-1}
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}
 BENCH_RSS_RUNS=${BENCH_RSS_RUNS:-3}
@@ -41,6 +53,7 @@ case $BENCH_DATA in /*) ;; *) BENCH_DATA=$root/$BENCH_DATA ;; esac
 EPOCH_BLOCKS=120
 EPOCHS_100K=834  # 100,080 blocks
 EPOCHS_1M=8334   # 1,000,080 blocks
+EPOCHS_PROCESS=200 # 24,000 blocks
 bin=$root/target/release/tb-governor
 
 if [[ ! -x /usr/bin/time ]]; then
@@ -58,8 +71,10 @@ echo "== build (release)"
 if [[ $BENCH_NO_BUILD != 1 ]]; then
     cargo build --release -p tb-governor
 fi
-if [[ $BENCH_RSS_ONLY != 1 ]]; then
-    cargo bench -p tb-replay --bench replay --no-run
+if [[ $BENCH_RSS_ONLY != 1 || $BENCH_PROCESS != 0 ]]; then
+    bench_exe=$(cargo bench -p tb-replay --bench replay --no-run --message-format=json |
+        grep -o '"executable":"[^"]*/replay-[^"]*"' | cut -d'"' -f4 | tail -1)
+    [[ -x $bench_exe ]] || { echo "could not find the replay benchmark's executable" >&2; exit 1; }
 fi
 
 # chain_dir EPOCHS: simulate the chain once into the cache, print its directory.
@@ -80,13 +95,81 @@ chain_dir() {
     echo "$dir"
 }
 
+# process FLAGS…: microseconds from spawn to exit and peak RSS (KiB) of one `tb-governor replay`
+# of the whole-process chain into a fresh output directory. The outputs stay until every round
+# is done: deleting hundreds of files just before the next run creates its own makes that run
+# pay for the deletion (ext4 without a journal skips recently freed inodes one by one).
+process_runs=0
+process() {
+    local out t0 t1
+    process_runs=$((process_runs + 1))
+    out=$process_root/run-$process_runs
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$out.rss" "$bin" replay --chain "$chain_p/chain" \
+        --providers "$chain_p/providers.json" --chain-id tb-sim --epoch-blocks $EPOCH_BLOCKS \
+        --out "$out" "$@" >/dev/null
+    t1=$(date +%s%N)
+    echo "$(((t1 - t0) / 1000)) $(cat "$out.rss")"
+}
+
+if [[ $BENCH_PROCESS != 0 ]]; then
+    chain_p=$(chain_dir $EPOCHS_PROCESS)
+    process_out=${BENCH_PROCESS_OUT:-$BENCH_DATA}
+    process_root=$process_out/tb-bench-process.$$
+    rm -rf "$process_root"
+    mkdir -p "$process_root"
+    trap 'rm -rf "$process_root"' EXIT
+    echo "== whole process on $chain_p, writing under $process_out"
+    declare -A BEST
+    # keep KEY VALUE: the smallest value of KEY (times); peak KEY VALUE: the largest (RSS).
+    keep() { if [[ -z ${BEST[$1]:-} ]] || (($2 < ${BEST[$1]})); then BEST[$1]=$2; fi; }
+    peak() { if [[ -z ${BEST[$1]:-} ]] || (($2 > ${BEST[$1]})); then BEST[$1]=$2; fi; }
+    report=$BENCH_DATA/floors.$$
+    for ((r = 1; r <= BENCH_RUNS; r++)); do
+        TB_BENCH_DATA=$chain_p TB_BENCH_ONLY=parse,verify TB_BENCH_RUNS=1 TB_BENCH_MAX_ROUNDS=1 \
+            TB_BENCH_REPORT=$report "$bench_exe" >/dev/null 2>&1
+        while read -r name secs; do keep "$name" "$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1e6 }')"; done <"$report"
+        rm -f "$report"
+        line="  round $r: floors parse ${BEST[parse]} µs, verify ${BEST[verify]} µs (best so far);"
+        for run in "verify:" "no-verify:--no-verify" "verify durable:--durable" "no-verify durable:--no-verify --durable"; do
+            label=${run%%:*}
+            # shellcheck disable=SC2086 # the flags are a list
+            read -r us kib < <(process ${run#*:})
+            keep "process $label" "$us"
+            peak "rss $label" "$kib"
+            line+=" $label $us µs"
+        done
+        echo "$line"
+    done
+    blocks_p=$((EPOCHS_PROCESS * EPOCH_BLOCKS))
+    row() { # label key [floor target]
+        awk -v l="$1" -v us="${BEST[$2]}" -v f="${3:+${BEST[$3]}}" -v t="${4:-}" -v b="$blocks_p" -v fl="${3:-}" 'BEGIN {
+            r = (f != "" ? f / us : 0)
+            printf "| %s | %.3f | %.0f | %s | %s | %s |\n", l, us / 1e6, b / (us / 1e6),
+                (f != "" ? sprintf("%.3f of the %s floor", r, fl) : ""), (t != "" ? "≥ " t : ""),
+                (t != "" ? (r >= t ? "PASS" : "FAIL") : "") }'
+    }
+    echo
+    echo "| measurement ($blocks_p blocks, $(nproc) cores, best of $BENCH_RUNS) | time (s) | blocks/s | ratio | target | result |"
+    echo "| --- | ---: | ---: | ---: | --- | --- |"
+    row "parse floor: serde_json::Value over all cores" parse
+    row "verify floor: verify_strict over all cores" verify
+    row "\`tb-governor replay\`, whole process" "process verify" verify 0.90
+    row "\`tb-governor replay --no-verify\`, whole process" "process no-verify" parse 0.80
+    row "\`tb-governor replay --durable\`" "process verify durable" verify
+    row "\`tb-governor replay --no-verify --durable\`" "process no-verify durable" parse
+    echo
+    echo "peak RSS (KiB): verify ${BEST[rss verify]}, no-verify ${BEST[rss no-verify]}, durable ${BEST[rss verify durable]} / ${BEST[rss no-verify durable]}; output on $(df -P "$process_out" | awk 'NR == 2 { print $1 }') ($(stat -f -c %T "$process_out")); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ $BENCH_PROCESS == only ]]; then exit 0; fi
+fi
+
 chain_100k=$(chain_dir $EPOCHS_100K)
 
 if [[ $BENCH_RSS_ONLY != 1 ]]; then
     echo "== in-process benchmark on $chain_100k"
     export TB_BENCH_DATA=$chain_100k TB_BENCH_RUNS=$BENCH_RUNS TB_BENCH_QUIET=$BENCH_QUIET \
         TB_BENCH_ONLY=$BENCH_ONLY
-    cargo bench -p tb-replay --bench replay
+    "$bench_exe"
 fi
 
 if [[ $BENCH_RSS != 1 ]]; then

@@ -17,12 +17,46 @@ use serde::Serialize;
 
 /// The JCS bytes of `value`.
 ///
+/// The value goes through a `serde_json::Value` tree, whose objects keep their keys sorted by
+/// byte. When every key is ASCII (byte order is then JCS's UTF-16 order) and every number an
+/// integer within ±[`MAX_SAFE`] (JCS then writes its digits), the tree's compact JSON *is* the
+/// JCS form, about three times faster than the general canonicaliser, which handles any other
+/// tree; debug builds check the fast path against it on every call.
+///
 /// # Panics
 ///
 /// If `T` cannot be canonicalised (see the crate documentation); no value of a hashable type
 /// can cause it.
 pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
-    loud::<T, _>(serde_json_canonicalizer::to_vec(value))
+    let tree = loud::<T, _>(serde_json::to_value(value));
+    if !plain(&tree) {
+        return loud::<T, _>(serde_json_canonicalizer::to_vec(&tree));
+    }
+    let bytes = loud::<T, _>(serde_json::to_vec(&tree));
+    debug_assert!(
+        serde_json_canonicalizer::to_vec(&tree).is_ok_and(|jcs| jcs == bytes),
+        "the sorted compact JSON of {} is not its JCS form",
+        std::any::type_name::<T>()
+    );
+    bytes
+}
+
+/// Largest integer the fast path of [`to_vec`] writes as is: 2^53 − 1, the largest JCS
+/// writes as its plain digits.
+pub const MAX_SAFE: u64 = (1 << 53) - 1;
+
+/// Whether the compact JSON of `tree` is its JCS form: ASCII keys, integers within ±MAX_SAFE.
+fn plain(tree: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match tree {
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(i64::unsigned_abs))
+            .is_some_and(|v| v <= MAX_SAFE),
+        Value::Array(items) => items.iter().all(plain),
+        Value::Object(map) => map.iter().all(|(k, v)| k.is_ascii() && plain(v)),
+    }
 }
 
 /// Appends the compact JSON of `value` to `out`, in the order its fields serialise.
@@ -129,6 +163,7 @@ fn loud<T: ?Sized, V>(result: Result<V, serde_json::Error>) -> V {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     #[derive(Serialize)]
@@ -193,6 +228,88 @@ mod tests {
         let err = try_extend_compact(&mut out, &Refused).unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
         assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn the_fast_path_and_the_general_canonicaliser_agree_at_their_border() {
+        #[derive(Serialize)]
+        struct Unsorted {
+            z: u64,
+            b: i64,
+            a: &'static str,
+        }
+        let value = Unsorted {
+            z: MAX_SAFE,
+            b: -(MAX_SAFE as i64),
+            a: "\u{7f}\u{1f}\"\\é\u{2028}",
+        };
+        assert_eq!(
+            to_vec(&value),
+            serde_json_canonicalizer::to_vec(&value).unwrap()
+        );
+        assert_eq!(
+            to_vec(&value),
+            "{\"a\":\"\u{7f}\\u001f\\\"\\\\é\u{2028}\",\"b\":-9007199254740991,\"z\":9007199254740991}"
+                .as_bytes()
+        );
+        // Past either border the general canonicaliser decides: a number JCS writes as a
+        // double, keys whose byte order is not their UTF-16 order.
+        let mut map = BTreeMap::new();
+        map.insert("\u{ff61}", MAX_SAFE + 2);
+        map.insert("\u{1f600}", 1);
+        assert!(!plain(&serde_json::to_value(&map).unwrap()));
+        assert_eq!(
+            to_vec(&map),
+            serde_json_canonicalizer::to_vec(&map).unwrap()
+        );
+        assert_eq!(
+            to_vec(&map),
+            "{\"\u{1f600}\":1,\"\u{ff61}\":9007199254740992}".as_bytes()
+        );
+    }
+
+    /// Any JSON tree: keys and strings from ASCII, Latin, BMP-private-use-area and
+    /// supplementary-plane characters; integers anywhere in the u64 and i64 ranges.
+    fn any_tree() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        const CHARS: [char; 10] = [
+            'a',
+            'b',
+            'c',
+            '\u{0}',
+            '\u{1f}',
+            '"',
+            '\\',
+            'é',
+            '\u{e000}',
+            '\u{1f600}',
+        ];
+        let text = || {
+            proptest::collection::vec(proptest::sample::select(&CHARS[..]), 0..4)
+                .prop_map(String::from_iter)
+        };
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (0..=MAX_SAFE).prop_map(Value::from),
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((text(), inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn to_vec_is_the_general_canonicalisers_output(tree in any_tree()) {
+            prop_assert_eq!(to_vec(&tree), serde_json_canonicalizer::to_vec(&tree).unwrap());
+        }
     }
 
     #[test]

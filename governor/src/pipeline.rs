@@ -17,8 +17,10 @@ use crate::engine::ClosedDecision;
 use crate::engine::{Engine, EngineConfig, JournalEvent};
 use crate::errln;
 
-/// Bytes of complete lines read per step.
-const BATCH_BYTES: usize = 4 << 20;
+/// Bytes of complete lines read per step. Small enough that the pipeline fills and drains
+/// quickly and at most six batches in flight stay a few MiB; large enough that a step's
+/// decoding keeps every core busy.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Everything a replay needs, resolved from a validated configuration.
 #[derive(Debug)]

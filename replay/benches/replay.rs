@@ -9,7 +9,7 @@
 //!   [`json::parse`] tree) and `parse-syntax` (`serde::de::IgnoredAny`: syntax only, no tree).
 //! - `verify` — **verify floor**: `verify_strict` of every receipt signature of the chain over all
 //!   cores with rayon, nothing else (keys, messages and signatures prepared beforehand).
-//! - `replay` and `replay-no-verify`: the real pipeline, [`feed::step`] over a [`ChainReader`]
+//! - `replay` and `replay-no-verify`: the real pipeline, [`feed::run`] over a [`ChainReader`]
 //!   with the batch size of `tb-governor replay`, without writing snapshot files.
 //! - `aggregation`: [`Replayer::push`] over blocks decoded beforehand (no parsing, no
 //!   signatures), epoch closes included.
@@ -28,7 +28,9 @@
 //! CPUs on average meanwhile (default 0.10; from `/proc/stat` minus this process's own ticks), so
 //! other work on a shared machine marks passes instead of skewing the figures. Passes shorter
 //! than 0.25 s repeat the measurement and report the mean.
-//! `TB_BENCH_ONLY=aggregation,read` runs only the named measurements (e.g. under `perf`).
+//! `TB_BENCH_ONLY=aggregation,read` runs only the named measurements (e.g. under `perf`);
+//! `TB_BENCH_REPORT=FILE` also writes `name seconds` lines (the best pass of each) to FILE, which
+//! is how `scripts/bench-replay.sh` takes the floors for its whole-process measurement.
 //!
 //! `TB_BENCH_DATA` is an absolute path to a `tb-governor simulate` output directory (`chain/`,
 //! `providers.json`; chain id `tb-sim`, 120-block epochs). Without it the chain is simulated
@@ -62,7 +64,9 @@ use tb_replay::sim::{self, SimConfig};
 use tb_replay::{ChainReader, Position, Registry, ReplayConfig, Replayer, Snapshot};
 
 /// Bytes of complete lines per step: the same as `tb-governor replay` (`BATCH_BYTES` there).
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 1 << 20;
+/// Bytes per batch of the parse floor, which spreads each batch's lines over all cores.
+const FLOOR_BATCH_BYTES: usize = 4 << 20;
 /// Chain id and epoch length the simulator and the benchmark agree on.
 const CHAIN_ID: &str = "tb-sim";
 const EPOCH_BLOCKS: u64 = 120;
@@ -174,10 +178,11 @@ fn triples<'a>(line: &[u8], registry: &'a Registry) -> Vec<Triple<'a>> {
         .collect()
 }
 
-/// Reads the chain files whole, in order, as batches of at least `BATCH_BYTES` and hands each
-/// batch's lines to `f`. The parse floors read this way: no position bookkeeping, nothing else.
+/// Reads the chain files whole, in order, as batches of at least `FLOOR_BATCH_BYTES` and hands
+/// each batch's lines to `f`. The parse floors read this way: no position bookkeeping, nothing
+/// else.
 fn for_each_raw_batch(chain: &Path, files: &[String], mut f: impl FnMut(&[&[u8]])) {
-    let mut buf = Vec::with_capacity(2 * BATCH_BYTES);
+    let mut buf = Vec::with_capacity(2 * FLOOR_BATCH_BYTES);
     let mut flush = |buf: &mut Vec<u8>| {
         let lines: Vec<&[u8]> = buf
             .split(|&b| b == b'\n')
@@ -189,7 +194,7 @@ fn for_each_raw_batch(chain: &Path, files: &[String], mut f: impl FnMut(&[&[u8]]
     for name in files {
         let mut file = std::fs::File::open(chain.join(name)).expect("opening a chain file");
         std::io::Read::read_to_end(&mut file, &mut buf).expect("reading a chain file");
-        if buf.len() >= BATCH_BYTES {
+        if buf.len() >= FLOOR_BATCH_BYTES {
             flush(&mut buf);
         }
     }
@@ -783,6 +788,14 @@ fn main() {
         prepare_secs,
     };
     report(&bench, &counts);
+    if let Some(path) = std::env::var_os("TB_BENCH_REPORT").filter(|p| !p.is_empty()) {
+        // For scripts: `name seconds` of the best pass of each measurement that ran.
+        let lines: String = NAMES
+            .iter()
+            .filter_map(|n| bench.best(n).map(|(s, _)| format!("{n} {s:.6}\n")))
+            .collect();
+        std::fs::write(&path, lines).expect("writing TB_BENCH_REPORT");
+    }
 }
 
 /// What the report divides by.
@@ -879,7 +892,7 @@ fn report(bench: &Bench, c: &Counts) {
         );
     }
     println!();
-    println!("stages (each alone; a replay runs read, then decode, then apply, per 4 MiB batch):");
+    println!("stages (each alone; a replay overlaps read, decode and apply, per 1 MiB batch):");
     for (label, name) in [
         ("read: ChainReader::next_batch, 1 thread".to_owned(), "read"),
         (

@@ -60,6 +60,7 @@ pub fn step(
             n => reader.resume_after(&batch, n - 1),
         }
     }
+    reader.recycle(batch);
     Ok(step)
 }
 
@@ -68,8 +69,8 @@ pub fn step(
 /// with reading, decoding and applying overlapped. One thread reads batches of about
 /// `max_bytes`, the calling thread decodes them (on its rayon pool, so `pool.install` chooses
 /// the thread count as it does for [`step`]), and one thread applies them and calls `on_step`;
-/// each hands its batch to the next through a channel holding one, so at most five batches are
-/// in memory at a time.
+/// each hands its batch to the next through a channel holding one, and the applied batches go
+/// back to the reader for their memory, so at most six batches are in memory at a time.
 ///
 /// A read error before any line of a batch comes as a step that applies nothing and has
 /// [`Step::read_error`] set. The run ends after the step that applies nothing, stalls or has a
@@ -88,7 +89,12 @@ pub fn run<E: Send>(
         // stages before it end in turn.
         let (read_tx, read_rx) = mpsc::sync_channel::<Result<Batch, ReadError>>(1);
         let (decoded_tx, decoded_rx) = mpsc::sync_channel(1);
+        // Applied batches go back to the reader, which reuses their memory.
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Batch>(1);
         scope.spawn(move || loop {
+            if let Ok(spare) = spare_rx.try_recv() {
+                reader.recycle(spare);
+            }
             let read = reader.next_batch(max_bytes);
             let last = match &read {
                 Ok(b) => b.lines.is_empty() || b.stop.is_some() || b.error.is_some(),
@@ -101,7 +107,12 @@ pub fn run<E: Send>(
         let applier = scope.spawn(move || {
             for (read, decoded) in decoded_rx {
                 let step = match read {
-                    Ok(batch) => apply(replayer, batch, decoded).0,
+                    Ok(batch) => {
+                        let (step, batch) = apply(replayer, batch, decoded);
+                        // Dropped instead when the reader has one already, or has stopped.
+                        let _ = spare_tx.try_send(batch);
+                        step
+                    }
                     Err(e) => Step {
                         read_error: Some(e),
                         ..Step::default()

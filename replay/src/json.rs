@@ -72,11 +72,177 @@ impl fmt::Display for OtherNumber {
     }
 }
 
+/// An object key. The field names of the chain format are kept without an allocation (most of
+/// a line's strings are keys); any other key is kept as written.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// One of [`FIELD_NAMES`].
+    Field(&'static str),
+    /// Any other key.
+    Other(Box<str>),
+}
+
+/// Every object key of a valid chain line (docs/formats.md, "Block" and "Receipts").
+pub const FIELD_NAMES: [&str; 34] = [
+    "ad_impressions",
+    "amount_micro",
+    "benchmark_commit",
+    "blocktorch",
+    "bytes",
+    "campaign_id",
+    "capacity",
+    "coinbase_micro",
+    "compute_units",
+    "contract_id",
+    "conversions",
+    "cost_micro",
+    "difficulty",
+    "energy_milli_kwh",
+    "escrow_micro",
+    "height",
+    "impressions",
+    "job_id",
+    "kernel_digest",
+    "market",
+    "miner",
+    "nonce",
+    "payment_micro",
+    "privacy_remaining_ppm",
+    "proof_hash",
+    "proof_latency_ms",
+    "provider",
+    "reason",
+    "receipts",
+    "signature",
+    "storage_bytes",
+    "tier",
+    "timestamp_ms",
+    "tx_count",
+];
+
+impl Key {
+    /// The key for `text`: a field name without allocating, anything else copied.
+    pub fn new(text: &str) -> Key {
+        match field_name(text) {
+            Some(name) => Key::Field(name),
+            None => Key::Other(text.into()),
+        }
+    }
+}
+
+/// The entry of [`FIELD_NAMES`] equal to `text`, if any: picked by length and first byte (and
+/// the fourth byte where those are shared), then compared once. This runs for every key of
+/// every line.
+fn field_name(text: &str) -> Option<&'static str> {
+    let b = text.as_bytes();
+    let name = match (b.len(), *b.first()?) {
+        (4, b't') => "tier",
+        (5, b'b') => "bytes",
+        (5, b'm') => "miner",
+        (5, b'n') => "nonce",
+        (6, b'h') => "height",
+        (6, b'j') => "job_id",
+        (6, b'm') => "market",
+        (6, b'r') => "reason",
+        (8, b'c') => "capacity",
+        (8, b'p') => "provider",
+        (8, b'r') => "receipts",
+        (8, b't') => "tx_count",
+        (9, b's') => "signature",
+        (10, b'b') => "blocktorch",
+        (10, b'c') => "cost_micro",
+        (10, b'd') => "difficulty",
+        (10, b'p') => "proof_hash",
+        (11, b'c') => match b.get(3) {
+            Some(b'p') => "campaign_id",
+            Some(b't') => "contract_id",
+            _ => "conversions",
+        },
+        (11, b'i') => "impressions",
+        (12, b'a') => "amount_micro",
+        (12, b'e') => "escrow_micro",
+        (12, b't') => "timestamp_ms",
+        (13, b'c') => "compute_units",
+        (13, b'k') => "kernel_digest",
+        (13, b'p') => "payment_micro",
+        (13, b's') => "storage_bytes",
+        (14, b'a') => "ad_impressions",
+        (14, b'c') => "coinbase_micro",
+        (16, b'b') => "benchmark_commit",
+        (16, b'e') => "energy_milli_kwh",
+        (16, b'p') => "proof_latency_ms",
+        (21, b'p') => "privacy_remaining_ppm",
+        _ => return None,
+    };
+    (name.as_bytes() == b).then_some(name)
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Key::Field(name) => name,
+            Key::Other(text) => text,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        **self == **other
+    }
+}
+
+impl From<&str> for Key {
+    fn from(text: &str) -> Key {
+        Key::new(text)
+    }
+}
+
+impl From<String> for Key {
+    fn from(text: String) -> Key {
+        match field_name(&text) {
+            Some(name) => Key::Field(name),
+            None => Key::Other(text.into_boxed_str()),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+/// Deserialises an object key into a [`Key`].
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+        Ok(Key::new(v))
+    }
+}
+
 /// A JSON object with its entries in input order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Obj {
     /// The entries as written, duplicates included, so decoders can name unknown fields in order.
-    pub entries: Vec<(Box<str>, Json)>,
+    pub entries: Vec<(Key, Json)>,
     /// Whether some key occurs twice in *this* object (nested objects carry their own flag).
     pub duplicate_key: bool,
 }
@@ -251,8 +417,8 @@ impl<'de> Visitor<'de> for Seed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let child = self.child()?;
-        let mut entries: Vec<(Box<str>, Json)> = Vec::new();
-        while let Some(key) = map.next_key::<Box<str>>()? {
+        let mut entries: Vec<(Key, Json)> = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value_seed(child)?;
             entries.push((key, value));
         }
@@ -266,7 +432,7 @@ impl<'de> Visitor<'de> for Seed {
 
 /// Whether two entries share a key; quadratic for the small objects of real input, sorting for
 /// large ones so a hostile line cannot make it slow.
-fn has_duplicate(entries: &[(Box<str>, Json)]) -> bool {
+fn has_duplicate(entries: &[(Key, Json)]) -> bool {
     if entries.len() <= 16 {
         return entries
             .iter()
@@ -290,7 +456,7 @@ impl serde::Serialize for Json {
             ))),
             Json::Str(v) => s.serialize_str(v),
             Json::Arr(items) => s.collect_seq(items),
-            Json::Obj(o) => s.collect_map(o.entries.iter().map(|(k, v)| (k, v))),
+            Json::Obj(o) => s.collect_map(o.entries.iter().map(|(k, v)| (&**k, v))),
         }
     }
 }
@@ -377,6 +543,27 @@ mod tests {
         assert!(parse(deep.as_bytes()).is_err());
         let very_deep = "[".repeat(1_000_000);
         assert!(parse(very_deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn field_names_are_sorted_and_stand_for_themselves() {
+        assert!(FIELD_NAMES.windows(2).all(|w| w[0] < w[1]));
+        for name in FIELD_NAMES {
+            assert!(matches!(Key::new(name), Key::Field(n) if n == name));
+            // Same length and first bytes, one byte off: not a field name.
+            let mut near = name.to_owned().into_bytes();
+            *near.last_mut().unwrap() ^= 0x20;
+            let near = String::from_utf8(near).unwrap();
+            assert!(matches!(Key::new(&near), Key::Other(k) if *k == near));
+        }
+        let Json::Obj(o) = parse(br#"{"height":1,"Height":2,"he\u0069ght":3}"#).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(o.entries[0].0, Key::Field("height")));
+        assert!(matches!(&o.entries[1].0, Key::Other(k) if &**k == "Height"));
+        // An escaped key is the same key once unescaped.
+        assert!(matches!(o.entries[2].0, Key::Field("height")));
+        assert!(o.duplicate_key);
     }
 
     #[test]

@@ -306,14 +306,14 @@ pub struct ChainReader {
     file: Option<Open>,
     /// Bytes read past the last complete line (an unfinished line).
     carry: Vec<u8>,
-    /// Read buffer, allocated once (a fresh 1 MiB per read made the allocator's footprint
-    /// wander on long replays).
-    chunk: Vec<u8>,
     /// The chain files before `pos.file` as this reader last saw them, with the length each was
     /// read to; `None` until the first listing after opening (which checks `pos.earlier`).
     earlier: Option<Vec<ChainFile>>,
     /// The last line found too long.
     too_long: Option<TooLong>,
+    /// A batch handed back by [`ChainReader::recycle`]: the next batch reuses its memory rather
+    /// than allocating (and faulting in) fresh buffers.
+    spare: Option<Batch>,
 }
 
 fn io_err(path: &Path, source: io::Error) -> ReadError {
@@ -434,9 +434,9 @@ impl ChainReader {
             pos,
             file: None,
             carry: Vec::new(),
-            chunk: Vec::new(),
             earlier: None,
             too_long: None,
+            spare: None,
         }
     }
 
@@ -481,13 +481,25 @@ impl ChainReader {
         self.carry.len()
     }
 
+    /// Takes back a batch whose lines are no longer needed, for the next [`next_batch`] to
+    /// reuse its memory.
+    ///
+    /// [`next_batch`]: ChainReader::next_batch
+    pub fn recycle(&mut self, mut batch: Batch) {
+        batch.buf.clear();
+        batch.lines.clear();
+        batch.stop = None;
+        batch.error = None;
+        self.spare = Some(batch);
+    }
+
     /// Reads up to about `max_bytes` of complete lines (at least one line when one is ready).
     /// An empty batch means nothing new is complete yet. An error met before any line is
     /// returned as `Err`; one met after lines were read is in [`Batch::error`], with those
     /// lines. The position stands after the lines handed out either way, so asking again
     /// retries from there.
     pub fn next_batch(&mut self, max_bytes: usize) -> Result<Batch, ReadError> {
-        let mut batch = Batch::default();
+        let mut batch = self.spare.take().unwrap_or_default();
         let read = self.read_into(&mut batch, max_bytes);
         self.mark_last(&batch);
         match read {
@@ -740,13 +752,20 @@ impl ChainReader {
             Some(false) => self.too_long = None,
             None => {}
         }
-        if self.chunk.is_empty() {
-            self.chunk = vec![0u8; CHUNK];
-        }
+        // Reads append to the batch's buffer, after the unfinished line carried over, so the
+        // bytes of a line are copied once, by the kernel; only the unfinished line at the end
+        // goes back to `carry`. `start` is where the next line starts.
+        let mut start = batch.buf.len();
+        batch.buf.extend_from_slice(&self.carry);
+        self.carry.clear();
         let mut failed = None;
         let mut too_long = false;
-        while batch.buf.len() < max_bytes && !too_long {
-            let n = match open.file.read(&mut self.chunk) {
+        while start < max_bytes && !too_long {
+            let read_at = batch.buf.len();
+            batch.buf.resize(read_at + CHUNK, 0);
+            let read = open.file.read(&mut batch.buf[read_at..]);
+            batch.buf.truncate(read_at + *read.as_ref().unwrap_or(&0));
+            let n = match read {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -757,11 +776,12 @@ impl ChainReader {
             if n == 0 {
                 break;
             }
-            self.carry.extend_from_slice(&self.chunk[..n]);
-            let mut start = 0;
-            while let Some(nl) = memchr::memchr(b'\n', &self.carry[start..]) {
-                let end = start + nl;
-                let content_end = if end > start && self.carry[end - 1] == b'\r' {
+            let first = start;
+            // The bytes before `read_at` hold no `\n` past `start`: search only the new ones.
+            let mut from = read_at;
+            while let Some(nl) = memchr::memchr(b'\n', &batch.buf[from..]) {
+                let end = from + nl;
+                let content_end = if end > start && batch.buf[end - 1] == b'\r' {
                     end - 1
                 } else {
                     end
@@ -770,14 +790,12 @@ impl ChainReader {
                     too_long = true;
                     break;
                 }
-                let at = batch.buf.len();
-                batch.buf.extend_from_slice(&self.carry[start..content_end]);
                 let line = self.pos.line;
                 let offset = self.pos.offset;
                 self.pos.offset += (end + 1 - start) as u64;
                 self.pos.line += 1;
                 batch.lines.push(LineRef {
-                    range: at..batch.buf.len(),
+                    range: start..content_end,
                     file: self.pos.file.clone(),
                     line,
                     offset,
@@ -790,13 +808,17 @@ impl ChainReader {
                     },
                 });
                 start = end + 1;
+                from = start;
             }
-            if start > 0 {
+            if start > first {
                 self.pos.last = None;
             }
-            self.carry.drain(..start);
-            too_long = too_long || partial_len(&self.carry) > MAX_LINE_BYTES;
+            too_long = too_long || partial_len(&batch.buf[start..]) > MAX_LINE_BYTES;
         }
+        if failed.is_none() && !too_long {
+            self.carry.extend_from_slice(&batch.buf[start..]);
+        }
+        batch.buf.truncate(start);
         if let Some(e) = failed {
             let path = self.dir.join(&self.pos.file);
             self.close();

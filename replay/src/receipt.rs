@@ -11,7 +11,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::decode::{self, FieldError};
-use crate::json::{Json, Obj};
+use crate::json::{Json, Key, Obj};
 use crate::providers::Registry;
 
 /// Domain separator in front of every signed receipt message.
@@ -478,11 +478,11 @@ impl Serialize for Sorted<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             Json::Obj(o) => {
-                let mut entries: Vec<&(Box<str>, Json)> = o.entries.iter().collect();
+                let mut entries: Vec<&(Key, Json)> = o.entries.iter().collect();
                 entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
                 let mut map = s.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
-                    map.serialize_entry(k, &Sorted(v))?;
+                    map.serialize_entry(&**k, &Sorted(v))?;
                 }
                 map.end()
             }
@@ -555,7 +555,7 @@ mod jcs_tests {
             chain_id in id(),
             height in 0u64..=crate::json::MAX_SAFE,
         ) {
-            let mut entries: Vec<(Box<str>, Json)> = fields
+            let mut entries: Vec<(Key, Json)> = fields
                 .into_iter()
                 .filter(|(k, _)| k != "chain_id" && k != "height")
                 .map(|(k, v)| (k.into(), v))
@@ -580,7 +580,7 @@ mod jcs_tests {
             let mut map = s.serialize_map(None)?;
             for (k, val) in &v.receipt.entries {
                 if &**k != "signature" {
-                    map.serialize_entry(k, val)?;
+                    map.serialize_entry(&**k, val)?;
                 }
             }
             map.serialize_entry("chain_id", v.chain_id)?;

@@ -22,7 +22,7 @@ use std::str::FromStr;
 use ed25519_dalek::{Signer, SigningKey};
 use rayon::prelude::*;
 
-use crate::json::{Json, Obj};
+use crate::json::{Json, Key, Obj};
 use crate::receipt::signing_message;
 
 /// Blocks per chain file the simulator writes.
@@ -295,7 +295,7 @@ struct Draft {
     receipts: Vec<Pending>,
 }
 
-fn entry(k: &str, v: Json) -> (Box<str>, Json) {
+fn entry(k: &str, v: Json) -> (Key, Json) {
     (k.into(), v)
 }
 
