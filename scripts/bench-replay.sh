@@ -8,7 +8,7 @@
 #   BENCH_1M=0 scripts/bench-replay.sh       # skip the 1M-block RSS runs
 #   BENCH_PROCESS=only scripts/bench-replay.sh   # only the whole-process measurement (~1 min)
 #
-# Whole process: on a 200-epoch chain (24 000 blocks, 96 000 signatures), BENCH_RUNS rounds of
+# Whole process: on a 200-epoch chain (24 000 blocks, 96 000 signatures), BENCH_PROCESS_RUNS rounds of
 # (the benchmark's parse and verify floors, one pass each, in their own process; then
 # `tb-governor replay --chain … --providers … --chain-id tb-sim --out DIR`, spawn to exit, with
 # and without --no-verify, writing to DIR on BENCH_PROCESS_OUT's file system; then the same two
@@ -21,6 +21,7 @@
 #   BENCH_QUIET=X      CPUs other processes may use during a quiet pass (default 0.10)
 #   BENCH_ONLY=a,b     run only these in-process measurements (names in replay/benches/replay.rs)
 #   BENCH_PROCESS=0|1|only  the whole-process measurement: not at all, too (default), or alone
+#   BENCH_PROCESS_RUNS=N    its rounds (default 5; the best of each measurement counts)
 #   BENCH_PROCESS_OUT=DIR   where it writes (default target/bench-data: the disk a user writes to)
 #   BENCH_RSS_ONLY=1   skip the in-process benchmark, only the RSS runs
 #   BENCH_RSS=0        skip the RSS runs, only the in-process benchmark
@@ -42,6 +43,7 @@ BENCH_QUIET=${BENCH_QUIET:-0.10}
 BENCH_ONLY=${BENCH_ONLY:-}
 BENCH_RSS_ONLY=${BENCH_RSS_ONLY:-0}
 BENCH_PROCESS=${BENCH_PROCESS:-1}
+BENCH_PROCESS_RUNS=${BENCH_PROCESS_RUNS:-5}
 BENCH_RSS=${BENCH_RSS:-1}
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}
 BENCH_RSS_RUNS=${BENCH_RSS_RUNS:-3}
@@ -125,7 +127,7 @@ if [[ $BENCH_PROCESS != 0 ]]; then
     keep() { if [[ -z ${BEST[$1]:-} ]] || (($2 < ${BEST[$1]})); then BEST[$1]=$2; fi; }
     peak() { if [[ -z ${BEST[$1]:-} ]] || (($2 > ${BEST[$1]})); then BEST[$1]=$2; fi; }
     report=$BENCH_DATA/floors.$$
-    for ((r = 1; r <= BENCH_RUNS; r++)); do
+    for ((r = 1; r <= BENCH_PROCESS_RUNS; r++)); do
         TB_BENCH_DATA=$chain_p TB_BENCH_ONLY=parse,verify TB_BENCH_RUNS=1 TB_BENCH_MAX_ROUNDS=1 \
             TB_BENCH_REPORT=$report "$bench_exe" >/dev/null 2>&1
         while read -r name secs; do keep "$name" "$(awk -v s="$secs" 'BEGIN { printf "%d", s * 1e6 }')"; done <"$report"
@@ -150,7 +152,7 @@ if [[ $BENCH_PROCESS != 0 ]]; then
                 (t != "" ? (r >= t ? "PASS" : "FAIL") : "") }'
     }
     echo
-    echo "| measurement ($blocks_p blocks, $(nproc) cores, best of $BENCH_RUNS) | time (s) | blocks/s | ratio | target | result |"
+    echo "| measurement ($blocks_p blocks, $(nproc) cores, best of $BENCH_PROCESS_RUNS) | time (s) | blocks/s | ratio | target | result |"
     echo "| --- | ---: | ---: | ---: | --- | --- |"
     row "parse floor: serde_json::Value over all cores" parse
     row "verify floor: verify_strict over all cores" verify

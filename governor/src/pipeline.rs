@@ -18,7 +18,7 @@ use crate::engine::{Engine, EngineConfig, JournalEvent};
 use crate::errln;
 
 /// Bytes of complete lines read per step. Small enough that the pipeline fills and drains
-/// quickly and at most six batches in flight stay a few MiB; large enough that a step's
+/// quickly and at most five batches in flight stay a few MiB; large enough that a step's
 /// decoding keeps every core busy.
 const BATCH_BYTES: usize = 1 << 20;
 

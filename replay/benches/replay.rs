@@ -18,8 +18,7 @@
 //!   no epoch ever closing), `close-snapshot-jcs` / `close-trace-jcs` (the two JCS serialisations
 //!   an epoch close hashes), `message-jcs` (building signed messages with
 //!   [`signing_message`]); and, as *what-if* rows checked byte for byte against those,
-//!   `close-snapshot-value`, `close-trace-direct` and `message-direct`: cheaper ways to produce
-//!   the same bytes, which `docs/performance.md` proposes for `replay/src`.
+//!   `close-trace-direct` and `message-direct`: cheaper ways to produce the same bytes.
 //!
 //! A plain `main` (`harness = false`): every measurement is a whole pass over the chain. Passes
 //! run in interleaved rounds until each measurement has `TB_BENCH_RUNS` (default 3) *quiet* passes
@@ -77,7 +76,7 @@ const NO_VERIFY_TARGET: f64 = 0.60;
 const AGGREGATION_TARGET_NS: f64 = 1_000.0;
 
 /// Every measurement, in round order.
-const NAMES: [&str; 18] = [
+const NAMES: [&str; 17] = [
     "parse",
     "parse-1t",
     "parse-tree",
@@ -91,7 +90,6 @@ const NAMES: [&str; 18] = [
     "decode-verify",
     "aggregation-no-close",
     "close-snapshot-jcs",
-    "close-snapshot-value",
     "close-trace-jcs",
     "close-trace-direct",
     "message-jcs",
@@ -339,13 +337,6 @@ fn trace_direct(proofs: &[Blocktorch]) -> Vec<u8> {
     }
     out.push(b']');
     out
-}
-
-/// What-if: a snapshot's JCS bytes through `serde_json::Value` (whose maps are sorted by key,
-/// which for ASCII keys is JCS order; every snapshot integer is within ±2^53).
-fn snapshot_via_value(snapshot: &Snapshot) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::to_value(snapshot).expect("snapshot to Value"))
-        .expect("Value to bytes")
 }
 
 /// A value of the signed view of a receipt.
@@ -609,7 +600,6 @@ fn main() {
         "aggregation",
         "aggregation-no-close",
         "close-snapshot-jcs",
-        "close-snapshot-value",
         "close-trace-jcs",
         "close-trace-direct",
     ]) {
@@ -629,21 +619,13 @@ fn main() {
         ..cfg_trusted.clone()
     };
     // The cost model's inputs, each checked against the bytes the replayer produces.
-    let snapshots: Vec<Snapshot> = if needs(&["close-snapshot-jcs", "close-snapshot-value"]) {
+    let snapshots: Vec<Snapshot> = if needs(&["close-snapshot-jcs"]) {
         let mut r = Replayer::new(cfg_trusted.clone(), registry.clone());
-        let closed: Vec<Snapshot> = decoded
+        decoded
             .iter()
             .filter_map(|b| r.push(b).expect("applying"))
             .map(|c| c.snapshot)
-            .collect();
-        for s in &closed {
-            assert_eq!(
-                snapshot_via_value(s),
-                s.canonical_bytes(),
-                "what-if snapshot bytes"
-            );
-        }
-        closed
+            .collect()
     } else {
         Vec::new()
     };
@@ -740,13 +722,6 @@ fn main() {
             bench.time("close-snapshot-jcs", || {
                 for s in &snapshots {
                     black_box(blake3::hash(&s.canonical_bytes()));
-                }
-            });
-        }
-        if bench.wants("close-snapshot-value") {
-            bench.time("close-snapshot-value", || {
-                for s in &snapshots {
-                    black_box(blake3::hash(&snapshot_via_value(s)));
                 }
             });
         }
@@ -965,7 +940,6 @@ fn cost_model(bench: &Bench, c: &Counts) {
     let per_epoch = |name: &str| best(name).map(|s| s * 1e6 / c.epochs);
     for (label, name) in [
         ("  of which snapshot JCS + blake3", "close-snapshot-jcs"),
-        ("    what-if via serde_json::Value", "close-snapshot-value"),
         ("  of which proof-trace JCS + blake3", "close-trace-jcs"),
         ("    what-if written directly", "close-trace-direct"),
     ] {
@@ -975,20 +949,6 @@ fn cost_model(bench: &Bench, c: &Counts) {
                 us * 1e3 / EPOCH_BLOCKS as f64
             );
         }
-    }
-    if let (Some(agg), Some(sj), Some(sv), Some(tj), Some(td)) = (
-        best("aggregation"),
-        per_epoch("close-snapshot-jcs"),
-        per_epoch("close-snapshot-value"),
-        per_epoch("close-trace-jcs"),
-        per_epoch("close-trace-direct"),
-    ) {
-        let saved_ns = (sj - sv + tj - td) * 1e3 / EPOCH_BLOCKS as f64;
-        println!(
-            "  => aggregation with both what-ifs ≈ {:.0} ns/block (now {:.0})",
-            agg * 1e9 / c.blocks - saved_ns,
-            agg * 1e9 / c.blocks
-        );
     }
     if c.messages > 0.0 {
         let per_msg = |name: &str| best(name).map(|s| s * 1e6 / c.messages);

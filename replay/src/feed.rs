@@ -70,7 +70,7 @@ pub fn step(
 /// `max_bytes`, the calling thread decodes them (on its rayon pool, so `pool.install` chooses
 /// the thread count as it does for [`step`]), and one thread applies them and calls `on_step`;
 /// each hands its batch to the next through a channel holding one, and the applied batches go
-/// back to the reader for their memory, so at most six batches are in memory at a time.
+/// back to the reader for their memory, so at most five batches are in memory at a time.
 ///
 /// A read error before any line of a batch comes as a step that applies nothing and has
 /// [`Step::read_error`] set. The run ends after the step that applies nothing, stalls or has a
@@ -89,8 +89,11 @@ pub fn run<E: Send>(
         // stages before it end in turn.
         let (read_tx, read_rx) = mpsc::sync_channel::<Result<Batch, ReadError>>(1);
         let (decoded_tx, decoded_rx) = mpsc::sync_channel(1);
-        // Applied batches go back to the reader, which reuses their memory.
-        let (spare_tx, spare_rx) = mpsc::sync_channel::<Batch>(1);
+        // Applied batches go back to the reader, which reuses their memory. The channel holds as
+        // many as can be in flight (one being read, one in each channel, one being decoded, one
+        // being applied), so no batch is freed before the run ends: freeing multi-MiB buffers
+        // mid-run raises glibc's mmap threshold and lets the heap grow with the chain.
+        let (spare_tx, spare_rx) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
         scope.spawn(move || loop {
             if let Ok(spare) = spare_rx.try_recv() {
                 reader.recycle(spare);
@@ -109,7 +112,7 @@ pub fn run<E: Send>(
                 let step = match read {
                     Ok(batch) => {
                         let (step, batch) = apply(replayer, batch, decoded);
-                        // Dropped instead when the reader has one already, or has stopped.
+                        // Dropped only once the reader has stopped.
                         let _ = spare_tx.try_send(batch);
                         step
                     }
@@ -141,6 +144,9 @@ pub fn run<E: Send>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
+
+/// Batches a [`run`] can hold at once.
+const IN_FLIGHT: usize = 5;
 
 /// Decodes every line of `batch` on all cores.
 fn decode_batch(decoder: &Decoder, batch: &Batch) -> Vec<Result<Block, BlockError>> {

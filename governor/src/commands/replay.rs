@@ -1,6 +1,8 @@
 //! `tb-governor replay`: the offline one-shot replay.
 
-use anyhow::Result;
+use std::sync::mpsc::{self, TrySendError};
+
+use anyhow::{bail, Result};
 use tb_decisions::store::remove_temp_files;
 use tb_decisions::{Durability, RecordStore, Signer};
 use tb_replay::ClosedEpoch;
@@ -35,6 +37,16 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
     )
 }
 
+/// Epochs written between two flushes of the output in the background.
+const FLUSH_EVERY: u64 = 16;
+
+/// What a scoped thread returned; its panic, if it panicked, goes on in the caller.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Runs `tb-governor replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = resolve(&args.input)?;
@@ -59,38 +71,58 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     }
     let park_at: Option<u64> = fault::requested("replay-park").and_then(|e| e.parse().ok());
     let mut epochs = 0u64;
-    let replayed = replay_decisions(
-        &inputs,
-        &journal,
-        args.engine.mode,
-        !args.no_verify,
-        |closed, decision| {
-            let epoch = closed.snapshot.epoch;
-            snapshots.write(epoch, &closed.canonical)?;
-            if park_at == Some(epoch) {
-                errln!("fault replay-park: epoch {epoch}'s snapshot written, its decision not");
-                loop {
-                    std::thread::park();
+    // Write-back runs alongside the replay: every `FLUSH_EVERY` epochs written, a thread of its
+    // own flushes the file system, so the flush at the end finds little left to write.
+    let (tick, ticks) = mpsc::sync_channel::<()>(1);
+    let (replayed, flushed_early) = std::thread::scope(|scope| {
+        let flusher = scope.spawn({
+            let snapshots = &snapshots;
+            move || ticks.into_iter().try_for_each(|()| snapshots.flush())
+        });
+        let replayed = replay_decisions(
+            &inputs,
+            &journal,
+            args.engine.mode,
+            !args.no_verify,
+            |closed, decision| {
+                let epoch = closed.snapshot.epoch;
+                snapshots.write(epoch, &closed.canonical)?;
+                if park_at == Some(epoch) {
+                    errln!("fault replay-park: epoch {epoch}'s snapshot written, its decision not");
+                    loop {
+                        std::thread::park();
+                    }
                 }
-            }
-            decisions.write_attested(epoch, &decision.bytes, signer.as_ref())?;
-            outln!("{}", epoch_line(closed));
-            for intent in &decision.decision.intents {
-                outln!(
-                    "         intent {} ({}, applies from epoch {}): {}",
-                    intent.id,
-                    intent.state.as_str(),
-                    intent.epoch_apply,
-                    intent.reason
-                );
-            }
-            epochs += 1;
-            Ok(())
-        },
-    );
-    // What was written is flushed even when the replay stopped at a bad block: those epochs stand.
+                decisions.write_attested(epoch, &decision.bytes, signer.as_ref())?;
+                outln!("{}", epoch_line(closed));
+                for intent in &decision.decision.intents {
+                    outln!(
+                        "         intent {} ({}, applies from epoch {}): {}",
+                        intent.id,
+                        intent.state.as_str(),
+                        intent.epoch_apply,
+                        intent.reason
+                    );
+                }
+                epochs += 1;
+                if epochs.is_multiple_of(FLUSH_EVERY) {
+                    if let Err(TrySendError::Disconnected(())) = tick.try_send(()) {
+                        bail!("flushing the output stopped");
+                    }
+                }
+                Ok(())
+            },
+        );
+        // The flusher stops once every tick is taken.
+        drop(tick);
+        (replayed, joined(flusher))
+    });
+    // What was written is flushed even when the replay stopped at a bad block (those epochs
+    // stand) or a write failed. A flush that failed along the way fails the replay even if the
+    // last one succeeds (the file system reports a failed write-back only once).
     snapshots.flush()?;
     decisions.flush()?;
+    flushed_early?;
     let blocks = replayed?;
     outln!(
         "replayed {blocks} blocks into {epochs} closed epochs; snapshots in {}, decisions in {}{}",
