@@ -417,7 +417,8 @@ impl<'de> Visitor<'de> for Seed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let child = self.child()?;
-        let mut entries: Vec<(Key, Json)> = Vec::new();
+        // Room for the largest object of a valid line (an ad receipt: 11 fields) without growing.
+        let mut entries: Vec<(Key, Json)> = Vec::with_capacity(12);
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let value = map.next_value_seed(child)?;
             entries.push((key, value));
