@@ -21,7 +21,7 @@
 #   BENCH_QUIET=X      CPUs other processes may use during a quiet pass (default 0.10)
 #   BENCH_ONLY=a,b     run only these in-process measurements (names in replay/benches/replay.rs)
 #   BENCH_PROCESS=0|1|only  the whole-process measurement: not at all, too (default), or alone
-#   BENCH_PROCESS_RUNS=N    its rounds (default 5; the best of each measurement counts)
+#   BENCH_PROCESS_RUNS=N    its rounds (default 8; the best of each measurement counts)
 #   BENCH_PROCESS_OUT=DIR   where it writes (default target/bench-data: the disk a user writes to)
 #   BENCH_RSS_ONLY=1   skip the in-process benchmark, only the RSS runs
 #   BENCH_RSS=0        skip the RSS runs, only the in-process benchmark
@@ -43,7 +43,7 @@ BENCH_QUIET=${BENCH_QUIET:-0.10}
 BENCH_ONLY=${BENCH_ONLY:-}
 BENCH_RSS_ONLY=${BENCH_RSS_ONLY:-0}
 BENCH_PROCESS=${BENCH_PROCESS:-1}
-BENCH_PROCESS_RUNS=${BENCH_PROCESS_RUNS:-5}
+BENCH_PROCESS_RUNS=${BENCH_PROCESS_RUNS:-8}
 BENCH_RSS=${BENCH_RSS:-1}
 BENCH_NO_BUILD=${BENCH_NO_BUILD:-0}
 BENCH_RSS_RUNS=${BENCH_RSS_RUNS:-3}
