@@ -486,6 +486,10 @@ impl ChainReader {
     ///
     /// [`next_batch`]: ChainReader::next_batch
     pub fn recycle(&mut self, mut batch: Batch) {
+        if batch.buf.capacity() > 8 * CHUNK {
+            // Grown for an unusually long line: not kept for the rest of a long run.
+            return;
+        }
         batch.buf.clear();
         batch.lines.clear();
         batch.stop = None;
