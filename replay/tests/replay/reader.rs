@@ -835,3 +835,67 @@ fn a_line_over_the_maximum_is_a_block_error_at_its_place() {
     assert_eq!(batch.stop, None);
     assert_eq!(batch.line(0).len(), MAX_LINE_BYTES);
 }
+
+/// Every line of `dir` with its position, read in batches of about `max_bytes`; with `recycle`,
+/// each batch goes back to the reader once its lines are copied out.
+fn read_lines(dir: &Path, max_bytes: usize, recycle: bool) -> Vec<(Vec<u8>, u64, u64)> {
+    let mut reader = ChainReader::open(dir, Position::default());
+    let mut lines = Vec::new();
+    loop {
+        let batch = reader.next_batch(max_bytes).unwrap();
+        if batch.lines.is_empty() {
+            return lines;
+        }
+        for (i, l) in batch.lines.iter().enumerate() {
+            lines.push((batch.line(i).to_vec(), l.line, l.offset));
+        }
+        if recycle {
+            reader.recycle(batch);
+        }
+    }
+}
+
+#[test]
+fn a_recycled_batch_is_reused_and_reads_the_same_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // Lines of varied length across several 1 MiB reads, CRLF on some, two files.
+    let mut text = Vec::new();
+    for i in 0..6000u32 {
+        let len = 50 + (i * 7919) % 900;
+        text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, len as usize));
+        text.extend_from_slice(if i % 5 == 0 { b"\r\n" } else { b"\n" });
+    }
+    write(dir.path(), "blocks-0.jsonl", &text);
+    write(dir.path(), "blocks-1.jsonl", &text[..text.len() / 3]);
+    for max_bytes in [4 << 10, 300 << 10, 1 << 20] {
+        let fresh = read_lines(dir.path(), max_bytes, false);
+        assert!(fresh.len() > 6000);
+        assert_eq!(read_lines(dir.path(), max_bytes, true), fresh);
+    }
+
+    // The next batch reads into the recycled one's memory.
+    let mut reader = ChainReader::open(dir.path(), Position::default());
+    let first = reader.next_batch(64 << 10).unwrap();
+    let memory = first.buf.as_ptr();
+    reader.recycle(first);
+    assert_eq!(reader.next_batch(64 << 10).unwrap().buf.as_ptr(), memory);
+}
+
+#[test]
+fn a_batch_grown_for_a_very_long_line_is_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = vec![b'x'; 9 << 20];
+    text.extend_from_slice(b"\nshort\n");
+    write(dir.path(), "blocks-0.jsonl", &text);
+    let mut reader = ChainReader::open(dir.path(), Position::default());
+    let long = reader.next_batch(1 << 20).unwrap();
+    assert_eq!(long.line(0).len(), 9 << 20);
+    assert!(long.buf.capacity() > 8 << 20);
+    reader.recycle(long);
+    let next = reader.next_batch(1 << 20).unwrap();
+    assert!(next.lines.is_empty() || next.line(0) == b"short");
+    assert!(
+        next.buf.capacity() < 8 << 20,
+        "the long line's buffer was reused"
+    );
+}
