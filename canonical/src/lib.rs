@@ -41,8 +41,9 @@ pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
     bytes
 }
 
-/// Largest integer the fast path of [`to_vec`] writes as is: 2^53 − 1, the largest JCS
-/// writes as its plain digits.
+/// 2^53 − 1, the largest integer JCS writes as its plain digits (and the fast path of
+/// [`to_vec`] as is). Every integer the governor hashes lies within ±`MAX_SAFE`; inputs beyond
+/// it are refused or clamped before they get here.
 pub const MAX_SAFE: u64 = (1 << 53) - 1;
 
 /// Whether the compact JSON of `tree` is its JCS form: ASCII keys, integers within ±MAX_SAFE.

@@ -16,8 +16,9 @@ use serde::ser::Error as _;
 /// Deepest nesting a valid line may have (the top-level value is depth 1).
 pub const MAX_DEPTH: usize = 128;
 
-/// Largest integer any input or hashed output may carry: 2^53 − 1.
-pub const MAX_SAFE: u64 = (1 << 53) - 1;
+/// Largest integer any input or hashed output may carry: 2^53 − 1, the bound under which
+/// [`tb_canonical`] writes integers as their digits.
+pub use tb_canonical::MAX_SAFE;
 
 /// Longest number literal an error shows whole; a longer one is shortened (see [`OtherNumber`]).
 pub const SHOWN_LITERAL: usize = 40;
