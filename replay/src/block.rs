@@ -66,7 +66,7 @@ pub enum BlockError {
     },
 }
 
-const FIELDS: [&str; 9] = [
+pub(crate) const FIELDS: [&str; 9] = [
     "height",
     "timestamp_ms",
     "miner",
@@ -78,7 +78,7 @@ const FIELDS: [&str; 9] = [
     "receipts",
 ];
 
-const CAPACITY: [&str; 4] = [
+pub(crate) const CAPACITY: [&str; 4] = [
     "storage_bytes",
     "compute_units",
     "energy_milli_kwh",

@@ -83,8 +83,9 @@ pub enum Key {
     Other(Box<str>),
 }
 
-/// Every object key of a valid chain line (docs/formats.md, "Block" and "Receipts").
-pub const FIELD_NAMES: [&str; 34] = [
+/// Every object key of a valid chain line (docs/formats.md, "Block" and "Receipts"): the names
+/// the block and receipt decoders read, which a test checks this list against.
+pub const FIELD_NAMES: [&str; 36] = [
     "ad_impressions",
     "amount_micro",
     "benchmark_commit",
@@ -119,6 +120,8 @@ pub const FIELD_NAMES: [&str; 34] = [
     "tier",
     "timestamp_ms",
     "tx_count",
+    "tx_volume_micro",
+    "verified",
 ];
 
 impl Key {
@@ -149,6 +152,7 @@ fn field_name(text: &str) -> Option<&'static str> {
         (8, b'p') => "provider",
         (8, b'r') => "receipts",
         (8, b't') => "tx_count",
+        (8, b'v') => "verified",
         (9, b's') => "signature",
         (10, b'b') => "blocktorch",
         (10, b'c') => "cost_micro",
@@ -169,6 +173,7 @@ fn field_name(text: &str) -> Option<&'static str> {
         (13, b's') => "storage_bytes",
         (14, b'a') => "ad_impressions",
         (14, b'c') => "coinbase_micro",
+        (15, b't') => "tx_volume_micro",
         (16, b'b') => "benchmark_commit",
         (16, b'e') => "energy_milli_kwh",
         (16, b'p') => "proof_latency_ms",
@@ -548,8 +553,14 @@ mod tests {
     }
 
     #[test]
-    fn field_names_are_sorted_and_stand_for_themselves() {
-        assert!(FIELD_NAMES.windows(2).all(|w| w[0] < w[1]));
+    fn field_names_are_the_decoders_names_sorted_and_stand_for_themselves() {
+        use std::collections::BTreeSet;
+        let read: BTreeSet<&str> = crate::block::FIELDS
+            .into_iter()
+            .chain(crate::block::CAPACITY)
+            .chain(crate::receipt::field_names())
+            .collect();
+        assert_eq!(read.into_iter().collect::<Vec<_>>(), FIELD_NAMES);
         for name in FIELD_NAMES {
             assert!(matches!(Key::new(name), Key::Field(n) if n == name));
             // Same length and first bytes, one byte off: not a field name.

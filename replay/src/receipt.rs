@@ -229,6 +229,38 @@ const COMMON: [&str; 6] = [
     "signature",
 ];
 
+/// The fields of each market's signed receipt after [`COMMON`].
+const STORAGE: [&str; 3] = ["contract_id", "bytes", "escrow_micro"];
+const COMPUTE: [&str; 4] = ["job_id", "compute_units", "verified", "blocktorch"];
+const ENERGY: [&str; 3] = ["contract_id", "energy_milli_kwh", "proof_hash"];
+const AD: [&str; 5] = [
+    "campaign_id",
+    "impressions",
+    "conversions",
+    "tier",
+    "privacy_remaining_ppm",
+];
+/// The fields of a slash receipt, and of a compute receipt's `blocktorch` object.
+const SLASH: [&str; 4] = ["market", "provider", "amount_micro", "reason"];
+const BLOCKTORCH: [&str; 3] = ["kernel_digest", "benchmark_commit", "proof_latency_ms"];
+
+/// Every field name the receipt decoders read, for the parser's list of known keys.
+#[cfg(test)]
+pub(crate) fn field_names() -> impl Iterator<Item = &'static str> {
+    [
+        &COMMON[..],
+        &STORAGE,
+        &COMPUTE,
+        &ENERGY,
+        &AD,
+        &SLASH,
+        &BLOCKTORCH,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
 /// Runs checks 1–4 of the validation order on one receipt of the block at `height`.
 pub fn decode_receipt(value: &Json, height: u64, ctx: &ReceiptContext<'_>) -> Decoded {
     let obj = match decode::object(value, "receipt") {
@@ -241,32 +273,10 @@ pub fn decode_receipt(value: &Json, height: u64, ctx: &ReceiptContext<'_>) -> De
         Some(_) => return reject(Reason::Schema, "market: not a string"),
     };
     let parsed = match &**market {
-        "storage" => signed(
-            obj,
-            Market::Storage,
-            &["contract_id", "bytes", "escrow_micro"],
-        ),
-        "compute" => signed(
-            obj,
-            Market::Compute,
-            &["job_id", "compute_units", "verified", "blocktorch"],
-        ),
-        "energy" => signed(
-            obj,
-            Market::Energy,
-            &["contract_id", "energy_milli_kwh", "proof_hash"],
-        ),
-        "ad" => signed(
-            obj,
-            Market::Ad,
-            &[
-                "campaign_id",
-                "impressions",
-                "conversions",
-                "tier",
-                "privacy_remaining_ppm",
-            ],
-        ),
+        "storage" => signed(obj, Market::Storage, &STORAGE),
+        "compute" => signed(obj, Market::Compute, &COMPUTE),
+        "energy" => signed(obj, Market::Energy, &ENERGY),
+        "ad" => signed(obj, Market::Ad, &AD),
         "storage_slash" => return slash(obj, Market::Storage),
         "compute_slash" => return slash(obj, Market::Compute),
         "energy_slash" => return slash(obj, Market::Energy),
@@ -417,7 +427,7 @@ fn signed<'a>(
 
 fn blocktorch(value: &Json) -> Result<Blocktorch, FieldError> {
     let obj = decode::object(value, "blocktorch")?;
-    let names = ["kernel_digest", "benchmark_commit", "proof_latency_ms"];
+    let names = BLOCKTORCH;
     let [digest, commit, latency] = decode::slots(obj, &names)?;
     let kernel_digest = decode::required(digest, names[0])?;
     decode::hex_bytes::<32>(kernel_digest, names[0])?;
@@ -432,7 +442,7 @@ fn blocktorch(value: &Json) -> Result<Blocktorch, FieldError> {
 
 fn slash(obj: &Obj, market: Market) -> Decoded {
     let decoded = (|| {
-        let names = ["market", "provider", "amount_micro", "reason"];
+        let names = SLASH;
         let [_, provider, amount, reason] = decode::slots(obj, &names)?;
         decode::id(decode::required(provider, names[1])?, names[1])?;
         let amount_micro = decode::uint(decode::required(amount, names[2])?, names[2])?;
