@@ -40,13 +40,6 @@ pub fn epoch_line(c: &ClosedEpoch) -> String {
 /// Epochs written between two flushes of the output in the background.
 const FLUSH_EVERY: u64 = 16;
 
-/// What a scoped thread returned; its panic, if it panicked, goes on in the caller.
-fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// Runs `tb-governor replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
     let inputs = resolve(&args.input)?;
@@ -115,7 +108,10 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         );
         // The flusher stops once every tick is taken.
         drop(tick);
-        (replayed, joined(flusher))
+        let flushed = flusher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (replayed, flushed)
     });
     // What was written is flushed even when the replay stopped at a bad block (those epochs
     // stand) or a write failed. A flush that failed along the way fails the replay even if the
